@@ -1,0 +1,54 @@
+"""python -m pipeline: runs the coupon-scoring pipeline until stopped.
+
+Settings come from flags and environment variables (pipeline/options.py);
+every other flag is Beam's. A bad setting stops the start with a message that
+names it.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
+
+from pipeline.metrics import report
+from pipeline.options import ConfigError, resolve_settings
+from pipeline.runner import route_runner
+from pipeline.wiring import build_pipeline
+
+_LOGGER = logging.getLogger('pipeline')
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+  options = PipelineOptions(argv)
+  try:
+    settings = resolve_settings(options)
+  except ConfigError as error:
+    print(f'coupon-scoring: configuration error: {error}', file=sys.stderr)
+    return 2
+  p = beam.Pipeline(options=route_runner(options))
+  build_pipeline(p, settings)
+  result = p.run()
+  _LOGGER.info('pipeline started; Ctrl-C stops it')
+  try:
+    while not PipelineState.is_terminal(result.state):
+      time.sleep(settings.metrics_interval_s)
+      report(result, settings.metrics_file)
+  except KeyboardInterrupt:
+    _LOGGER.info('stopping the pipeline')
+    result.cancel()
+  report(result, settings.metrics_file)
+  return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
+
+
+def main() -> None:
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+  sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,254 @@
+"""Configuration of the coupon-scoring pipeline, in one place.
+
+Every setting has a command-line flag and an environment variable; a flag
+overrides the variable, the variable overrides the default. The names of the
+seed service's variables (BOOTSTRAP_SERVERS, GROUP_ID, ...) keep their meaning
+and defaults. ``resolve_settings`` turns the options into a validated, frozen
+``Settings`` that the transforms receive; a missing or malformed value stops
+the start with a ``ConfigError`` that names the variable and the flag.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Mapping, Optional
+from urllib.parse import urlparse
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+class ConfigError(ValueError):
+  """A setting is missing or malformed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """One setting: its flag, its environment variable, its parser, its default."""
+  flag: str
+  env: str
+  parse: Callable[[str], Any]
+  default: Any
+  help: str
+  required: bool = False
+  secret: bool = False
+
+
+def _positive_int(text: str) -> int:
+  value = int(text)
+  if value <= 0:
+    raise ValueError('must be a positive integer')
+  return value
+
+
+def _positive_float(text: str) -> float:
+  value = float(text)
+  if value <= 0:
+    raise ValueError('must be a positive number')
+  return value
+
+
+def _probability(text: str) -> float:
+  value = float(text)
+  if not 0.0 <= value <= 1.0:
+    raise ValueError('must be between 0 and 1')
+  return value
+
+
+def _http_url(text: str) -> str:
+  url = urlparse(text)
+  if url.scheme not in ('http', 'https') or not url.netloc:
+    raise ValueError('must be an http(s) URL')
+  return text.rstrip('/')
+
+
+def _bootstrap_servers(text: str) -> str:
+  for server in text.split(','):
+    host, _, port = server.strip().rpartition(':')
+    if not host or not port.isdigit():
+      raise ValueError('must be a comma-separated list of host:port')
+  return text
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+  def parse(text: str) -> str:
+    if text not in allowed:
+      raise ValueError('must be one of ' + ', '.join(allowed))
+    return text
+  return parse
+
+
+def _text(text: str) -> str:
+  if not text.strip():
+    raise ValueError('must not be empty')
+  return text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # The seed service's table.
+    Setting('bootstrap_servers', 'BOOTSTRAP_SERVERS', _bootstrap_servers,
+            '127.0.0.1:9092', 'comma-separated list of Kafka brokers'),
+    Setting('client_id', 'CLIENT_ID', _text, 'kafkaClients',
+            'client id of every Kafka client (suffixed per client)'),
+    Setting('group_id', 'GROUP_ID', _text, None,
+            'consumer group: start offsets are read from it and offsets of '
+            'finalized bundles committed to it; none means no commits'),
+    Setting('poll_timeout_ms', 'POLL_TIMEOUT', _positive_int, 100,
+            'time spent waiting for messages in one poll (ms)'),
+    Setting('auto_offset_reset', 'AUTO_OFFSET_RESET',
+            _choice('earliest', 'latest'), 'latest',
+            'where to start a partition the group has no offset for'),
+    Setting('entry_topic', 'ENTRY_EVENT_TOPIC_NAME', _text, None,
+            'topic of entry events', required=True),
+    Setting('focus_topic', 'FOCUS_EVENT_TOPIC_NAME', _text, None,
+            'topic of focus events', required=True),
+    Setting('prediction_topic', 'COUPON_PREDICTION_TOPIC_NAME', _text, None,
+            'topic the prediction results are written to', required=True),
+    Setting('scorer_url', 'COUPON_SCORER_URL', _http_url, None,
+            'URL the scorer answers {"instances"} on', required=True),
+    # What the design adds.
+    Setting('central_url', 'CENTRAL_URL', _http_url, None,
+            'base URL of the central (customer contexts, coupon catalogue)',
+            required=True),
+    Setting('dead_letter_topic', 'DEAD_LETTER_TOPIC_NAME', _text, None,
+            'topic of dead-letter records', required=True),
+    Setting('context_ttl_s', 'CONTEXT_TTL_SECONDS', _positive_float, 4 * 3600.0,
+            'how long a customer context is kept after the customer\'s last '
+            'event (event time)'),
+    Setting('focus_max_wait_s', 'FOCUS_MAX_WAIT_SECONDS', _positive_float, 5.0,
+            'how long a focus event waits for its entry before the context is '
+            'fetched on demand (event time)'),
+    Setting('watermark_lag_s', 'WATERMARK_LAG_SECONDS', _positive_float, 2.0,
+            'the read watermark trails the newest record time (the wall clock '
+            'when a partition is caught up) by this'),
+    Setting('top_k', 'TOP_K', _positive_int, 5,
+            'most coupons published per focus event'),
+    Setting('prediction_threshold', 'PREDICTION_THRESHOLD', _probability, 0.2,
+            'lowest prediction published'),
+    Setting('scorer_max_batch', 'SCORER_MAX_BATCH', _positive_int, 64,
+            'most focus events in one scorer request'),
+    Setting('scorer_max_rows', 'SCORER_MAX_ROWS', _positive_int, 2000,
+            'most (customer, coupon) rows in one scorer request'),
+    Setting('scorer_timeout_s', 'SCORER_TIMEOUT_SECONDS', _positive_float, 5.0,
+            'timeout of one scorer request'),
+    Setting('scorer_retries', 'SCORER_RETRIES', int, 3,
+            'retries of a failed scorer request, with exponential backoff'),
+    Setting('central_timeout_s', 'CENTRAL_TIMEOUT_SECONDS', _positive_float, 2.0,
+            'timeout of one request to the central'),
+    Setting('central_retries', 'CENTRAL_RETRIES', int, 3,
+            'retries of a failed request to the central, with backoff'),
+    Setting('central_max_concurrency', 'CENTRAL_MAX_CONCURRENCY',
+            _positive_int, 8,
+            'most requests in flight to the central from one worker process'),
+    Setting('catalogue_refresh_s', 'CATALOGUE_REFRESH_SECONDS',
+            _positive_float, 300.0,
+            'how often the coupon catalogue is reloaded from the central'),
+    # Reporting.
+    Setting('metrics_interval_s', 'METRICS_INTERVAL_SECONDS', _positive_float, 10.0,
+            'how often the running pipeline logs its metrics'),
+    Setting('metrics_file', 'METRICS_FILE', _text, None,
+            'a JSON file the metrics summary is also written to'),
+    # Kafka security, passed through to every Kafka client.
+    Setting('kafka_security_protocol', 'KAFKA_SECURITY_PROTOCOL',
+            _choice('PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'),
+            'PLAINTEXT', 'security.protocol of every Kafka client'),
+    Setting('kafka_sasl_mechanism', 'KAFKA_SASL_MECHANISM',
+            _choice('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'), None,
+            'sasl.mechanism of every Kafka client'),
+    Setting('kafka_sasl_username', 'KAFKA_SASL_USERNAME', _text, None,
+            'SASL user name'),
+    Setting('kafka_sasl_password', 'KAFKA_SASL_PASSWORD', _text, None,
+            'SASL password', secret=True),
+    Setting('kafka_ssl_cafile', 'KAFKA_SSL_CAFILE', _text, None,
+            'CA bundle to verify the brokers'),
+)
+
+
+class CouponScoringOptions(PipelineOptions):
+  """Flags of the coupon-scoring pipeline; see ``SETTINGS`` for each one."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser) -> None:
+    for setting in SETTINGS:
+      parser.add_argument(
+          '--' + setting.flag, default=None,
+          help=f'{setting.help} (env {setting.env}, default {setting.default})')
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """The validated settings the transforms are built from."""
+  bootstrap_servers: str
+  client_id: str
+  group_id: Optional[str]
+  poll_timeout_ms: int
+  auto_offset_reset: str
+  entry_topic: str
+  focus_topic: str
+  prediction_topic: str
+  scorer_url: str
+  central_url: str
+  dead_letter_topic: str
+  context_ttl_s: float
+  focus_max_wait_s: float
+  watermark_lag_s: float
+  top_k: int
+  prediction_threshold: float
+  scorer_max_batch: int
+  scorer_max_rows: int
+  scorer_timeout_s: float
+  scorer_retries: int
+  central_timeout_s: float
+  central_retries: int
+  central_max_concurrency: int
+  catalogue_refresh_s: float
+  metrics_interval_s: float
+  metrics_file: Optional[str]
+  kafka_security_protocol: str
+  kafka_sasl_mechanism: Optional[str]
+  kafka_sasl_username: Optional[str]
+  kafka_sasl_password: Optional[str]
+  kafka_ssl_cafile: Optional[str]
+
+  def kafka_client_config(self) -> dict[str, Any]:
+    """Connection settings shared by every Kafka client (kafka-python names)."""
+    config = {
+        'bootstrap_servers': self.bootstrap_servers.split(','),
+        'security_protocol': self.kafka_security_protocol,
+        'sasl_mechanism': self.kafka_sasl_mechanism,
+        'sasl_plain_username': self.kafka_sasl_username,
+        'sasl_plain_password': self.kafka_sasl_password,
+        'ssl_cafile': self.kafka_ssl_cafile,
+    }
+    return {name: value for name, value in config.items() if value is not None}
+
+
+def _resolve(setting: Setting, flags: Mapping[str, Any],
+             environ: Mapping[str, str]) -> Any:
+  raw = flags.get(setting.flag)
+  if raw is None:
+    raw = environ.get(setting.env) or None
+  if raw is None:
+    if setting.required:
+      raise ConfigError(
+          f'{setting.env} (--{setting.flag}) is required: {setting.help}')
+    return setting.default
+  try:
+    return setting.parse(str(raw))
+  except ValueError as error:
+    shown = '***' if setting.secret else repr(raw)
+    raise ConfigError(
+        f'{setting.env} (--{setting.flag}) = {shown} is invalid: {error}'
+    ) from None
+
+
+def resolve_settings(options: PipelineOptions,
+                     environ: Optional[Mapping[str, str]] = None) -> Settings:
+  """Merges flags over environment variables over defaults, and validates."""
+  environ = os.environ if environ is None else environ
+  flags = options.view_as(CouponScoringOptions).get_all_options()
+  values = {s.flag: _resolve(s, flags, environ) for s in SETTINGS}
+  settings = Settings(**values)
+  if settings.kafka_sasl_mechanism and not settings.kafka_sasl_username:
+    raise ConfigError('KAFKA_SASL_USERNAME (--kafka_sasl_username) is required '
+                      'when KAFKA_SASL_MECHANISM is set')
+  return settings

@@ -1,0 +1,77 @@
+"""The coupon-scoring pipeline, wired like its diagram:
+
+  entry + focus topics ─ ReadKafkaRecords ─ ParseStoreEvents ─┬─ dead letters
+    entries ─ FetchCustomerContext ─┐                         │
+    focuses ────────────────────────┴─ CustomerSessions       │
+        ready ─────────────────────────────┐                  │
+        waited_too_long ─ FetchCustomerContext (on demand) ─┤ │
+                 AttachCandidateCoupons ─ ScoreCoupons ─ SelectTopCoupons
+                 ─ PublishPredictions          (every stage) ─ PublishDeadLetters
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pipeline.options import Settings
+from transforms.central import CentralConfig
+from transforms.context import FetchCustomerContext
+from transforms.coupons import AttachCandidateCoupons
+from transforms.events import ParseStoreEvents
+from transforms.kafka_io import ReadKafkaRecords, WriteKafkaMessages
+from transforms.kafka_python import KafkaConnection
+from transforms.publish import PublishDeadLetters, PublishPredictions
+from transforms.scoring import ScoreCoupons, ScorerConfig
+from transforms.selection import SelectTopCoupons
+from transforms.session import CustomerSessions, SessionConfig
+
+
+def kafka_connection(settings: Settings) -> KafkaConnection:
+  return KafkaConnection(
+      client_config=tuple(sorted(settings.kafka_client_config().items())),
+      client_id=settings.client_id, group_id=settings.group_id,
+      auto_offset_reset=settings.auto_offset_reset,
+      poll_timeout_ms=settings.poll_timeout_ms,
+      watermark_lag_s=settings.watermark_lag_s)
+
+
+def central_config(settings: Settings) -> CentralConfig:
+  return CentralConfig(settings.central_url, settings.central_timeout_s,
+                       settings.central_retries, settings.central_max_concurrency)
+
+
+def scorer_config(settings: Settings) -> ScorerConfig:
+  return ScorerConfig(settings.scorer_url, settings.scorer_timeout_s,
+                      settings.scorer_retries, settings.scorer_max_batch,
+                      settings.scorer_max_rows)
+
+
+def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:
+  """Applies the whole coupon-scoring pipeline to ``p``."""
+  kafka = kafka_connection(settings)
+  central = central_config(settings)
+  write_to = lambda topic: WriteKafkaMessages(kafka, topic)
+
+  events = (p
+            | 'ReadStoreEvents' >> ReadKafkaRecords(
+                kafka, [settings.entry_topic, settings.focus_topic])
+            | 'ParseStoreEvents' >> ParseStoreEvents(settings.entry_topic,
+                                                     settings.focus_topic))
+  entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(
+      central, 'on_entry')
+  sessions = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
+              | 'CustomerSessions' >> CustomerSessions(
+                  SessionConfig(settings.context_ttl_s, settings.focus_max_wait_s)))
+  on_demand = sessions.waited_too_long | 'FetchContextOnDemand' >> FetchCustomerContext(
+      central, 'on_demand')
+  candidates = ((sessions.ready, on_demand.contexts)
+                | 'FocusWithContext' >> beam.Flatten()
+                | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
+                    central, settings.catalogue_refresh_s))
+  scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
+  (scored['scored']
+   | 'SelectTopCoupons' >> SelectTopCoupons(settings.top_k, settings.prediction_threshold)
+   | 'PublishPredictions' >> PublishPredictions(write_to, settings.prediction_topic))
+  ((events.dead_letters, entry_contexts.dead_letters, on_demand.dead_letters,
+    candidates.dead_letters, scored['dead_letters'])
+   | 'AllDeadLetters' >> beam.Flatten()
+   | 'PublishDeadLetters' >> PublishDeadLetters(write_to, settings.dead_letter_topic))

@@ -1,0 +1,1 @@
+"""The central stand-in: customer context and coupon catalogue (SQLite behind HTTP)."""

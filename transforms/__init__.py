@@ -1,0 +1,1 @@
+"""The composite transforms of the coupon-scoring pipeline, one per module."""

@@ -1,0 +1,77 @@
+"""AttachCandidateCoupons: a focus event with context in, the same with the
+focused department's coupons out.
+
+In:  PCollection[tuple[FocusEvent, CustomerContext]].
+Out: a tagged result with
+     ``enriched``     PCollection[EnrichedFocus];
+     ``dead_letters`` PCollection[DeadLetter]: reason ``unknown_department``
+                      for a department the catalogue lacks, or
+                      ``context_fetch_failed`` if the catalogue cannot be
+                      loaded at all.
+State: the coupon catalogue, per DoFn instance, loaded from the central and
+reloaded every ``refresh_s`` (a failed reload keeps the last good one).
+
+Design: the catalogue is small (tens of coupons per department) and changes
+rarely, so each worker caches it instead of taking it as a side input from a
+PeriodicImpulse: no side-input windowing to align with the unbounded main
+input, and a failed reload degrades to slightly stale coupons, not to a stall.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.central import CachedCatalogue, CentralClient, CentralConfig, CentralUnavailable
+from transforms.domain import CustomerContext, EnrichedFocus, FocusEvent
+from transforms.messages import dead_letter_for
+
+
+class _AttachCouponsFn(beam.DoFn):
+
+  def __init__(self, config: CentralConfig, refresh_s: float):
+    self._config = config
+    self._refresh_s = refresh_s
+    self._unknown_department = Metrics.counter('dead_letters', 'unknown_department')
+    self._unavailable = Metrics.counter('dead_letters', 'context_fetch_failed')
+
+  def setup(self) -> None:
+    self._client = CentralClient(self._config)
+    self._catalogue = CachedCatalogue(self._client, self._refresh_s)
+
+  def process(self, focus_with_context: tuple[FocusEvent, CustomerContext]
+              ) -> Iterator[object]:
+    focus, context = focus_with_context
+    try:
+      coupons = self._catalogue.coupons_of(focus.department_id)
+    except CentralUnavailable as error:
+      self._unavailable.inc()
+      yield beam.pvalue.TaggedOutput(
+          'dead_letters', dead_letter_for(focus, 'context_fetch_failed',
+                                          f'coupon catalogue: {error}'))
+      return
+    if not coupons:
+      self._unknown_department.inc()
+      yield beam.pvalue.TaggedOutput(
+          'dead_letters', dead_letter_for(focus, 'unknown_department',
+                                          f'department {focus.department_id} has no coupons'))
+      return
+    yield EnrichedFocus(focus, context, coupons)
+
+  def teardown(self) -> None:
+    self._client.close()
+
+
+class AttachCandidateCoupons(beam.PTransform):
+  """Adds the focused department's coupons from the central's catalogue."""
+
+  def __init__(self, config: CentralConfig, refresh_s: float):
+    super().__init__()
+    self._config = config
+    self._refresh_s = refresh_s
+
+  def expand(self, focuses: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+    return focuses | 'AddCoupons' >> beam.ParDo(
+        _AttachCouponsFn(self._config, self._refresh_s)).with_outputs(
+            'dead_letters', main='enriched')

@@ -1,0 +1,164 @@
+"""ParseStoreEvents: Kafka records in, validated store events out.
+
+In:  PCollection[KafkaRecord] read from the entry topic and the focus topic.
+Out: a tagged result with
+     ``entries``      PCollection[EntryEvent],
+     ``focuses``      PCollection[FocusEvent],
+     ``dead_letters`` PCollection[DeadLetter] (reason, original bytes, source).
+     Every event is re-timestamped with its own ``event_timestamp``.
+State: none.
+
+A record is validated against the Avro schema of its topic (``schema/``), with
+fastavro, after checks on size, encoding and JSON. Nothing here raises: any
+fault becomes a dead letter, so one bad message never stops the pipeline.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterator, Union
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from fastavro.validation import ValidationError, validate
+
+import schema
+from transforms.domain import DeadLetter, EntryEvent, FocusEvent, KafkaRecord
+
+ENTRY_EVENT_TYPE = 'customer entry'
+FOCUS_EVENT_TYPE = 'customer focus'
+MAX_MESSAGE_BYTES = 16 * 1024
+MAX_CUSTOMER_ID = 10**12
+MAX_DEPARTMENT_ID = 10**6
+_TIMESTAMP = re.compile(
+    r'^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?$')
+_SCHEMA_OF_EVENT_TYPE = {
+    ENTRY_EVENT_TYPE: 'customer_entry',
+    FOCUS_EVENT_TYPE: 'customer_focus',
+}
+
+StoreEvent = Union[EntryEvent, FocusEvent]
+
+
+class InvalidEvent(ValueError):
+  """A record is not a valid store event; ``reason`` names the class of fault."""
+
+  def __init__(self, reason: str, detail: str):
+    super().__init__(detail)
+    self.reason = reason
+
+
+def parse_event_time(text: str) -> float:
+  """Seconds since the epoch of an ISO-8601 timestamp; no zone means UTC.
+
+  Accepts ``2001-12-17T09:30:47.0`` and ``2021-03-18T08:29:02.160Z``, with 1 to
+  9 fractional digits (truncated to microseconds) and optional offsets.
+  """
+  match = _TIMESTAMP.match(text)
+  if not match:
+    raise InvalidEvent('bad_timestamp', f'event_timestamp {text!r} is not ISO-8601')
+  seconds, fraction, zone = match.groups()
+  normalized = seconds + (fraction or '')[:7] + ('+00:00' if zone in (None, 'Z') else zone)
+  try:
+    moment = datetime.fromisoformat(normalized)
+  except ValueError as error:
+    raise InvalidEvent('bad_timestamp', f'event_timestamp {text!r}: {error}') from None
+  return moment.astimezone(timezone.utc).timestamp()
+
+
+def _decode(record: KafkaRecord) -> dict[str, Any]:
+  value = record.value or b''
+  if len(value) > MAX_MESSAGE_BYTES:
+    raise InvalidEvent('too_large', f'{len(value)} bytes > {MAX_MESSAGE_BYTES}')
+  try:
+    text = value.decode('utf-8')
+  except UnicodeDecodeError as error:
+    raise InvalidEvent('not_utf8', str(error)) from None
+  try:
+    message = json.loads(text)
+  except ValueError as error:
+    raise InvalidEvent('not_json', str(error)) from None
+  if not isinstance(message, dict):
+    raise InvalidEvent('schema_mismatch', 'message is not a JSON object')
+  return message
+
+
+def _validate(message: dict[str, Any], expected_type: str) -> None:
+  event_type = message.get('event_type')
+  if not isinstance(event_type, str):
+    raise InvalidEvent('schema_mismatch', 'event_type is missing or not a string')
+  if event_type not in _SCHEMA_OF_EVENT_TYPE:
+    raise InvalidEvent('unknown_event_type', f'event_type {event_type!r}')
+  if event_type != expected_type:
+    raise InvalidEvent('wrong_topic',
+                       f'a {event_type!r} event on the {expected_type!r} topic')
+  try:
+    validate(message, schema.avro_schema(_SCHEMA_OF_EVENT_TYPE[event_type]),
+             raise_errors=True)
+  except ValidationError as error:
+    raise InvalidEvent('schema_mismatch', '; '.join(error.messages)) from None
+
+
+def _checked_id(payload: dict[str, Any], name: str, highest: int) -> int:
+  value = payload[name]
+  if not 1 <= value <= highest:
+    raise InvalidEvent('id_out_of_range', f'{name} {value} not in 1..{highest}')
+  return value
+
+
+def parse_store_event(record: KafkaRecord, expected_type: str) -> StoreEvent:
+  """The store event in ``record``, or ``InvalidEvent`` saying what is wrong."""
+  message = _decode(record)
+  _validate(message, expected_type)
+  payload = message['payload']
+  customer_id = _checked_id(payload, 'customer_id', MAX_CUSTOMER_ID)
+  timestamp = message['event_timestamp']
+  event_time_s = parse_event_time(timestamp)
+  if expected_type == ENTRY_EVENT_TYPE:
+    return EntryEvent(customer_id, timestamp, event_time_s, record.position)
+  department_id = _checked_id(payload, 'department_id', MAX_DEPARTMENT_ID)
+  return FocusEvent(customer_id, department_id, timestamp, event_time_s,
+                    record.position, read_at_s=time.time())
+
+
+class _ParseStoreEventsFn(beam.DoFn):
+  """Parses each record by the event type its topic carries."""
+
+  def __init__(self, expected_type_of_topic: dict[str, str]):
+    self._expected_type_of_topic = expected_type_of_topic
+
+  def setup(self) -> None:
+    self._read = {topic: Metrics.counter('events', f'read_{topic}')
+                  for topic in self._expected_type_of_topic}
+
+  def process(self, record: KafkaRecord) -> Iterator[Any]:
+    self._read[record.topic].inc()
+    try:
+      event = parse_store_event(record, self._expected_type_of_topic[record.topic])
+    except InvalidEvent as error:
+      Metrics.counter('dead_letters', error.reason).inc()
+      yield beam.pvalue.TaggedOutput(
+          'dead_letters',
+          DeadLetter(error.reason, str(error), record.position, record.value))
+      return
+    tag = 'entries' if isinstance(event, EntryEvent) else 'focuses'
+    yield beam.pvalue.TaggedOutput(
+        tag, beam.window.TimestampedValue(event, event.event_time_s))
+
+
+class ParseStoreEvents(beam.PTransform):
+  """Validates entry and focus records; the rest becomes dead letters."""
+
+  def __init__(self, entry_topic: str, focus_topic: str):
+    super().__init__()
+    self._expected_type_of_topic = {
+        entry_topic: ENTRY_EVENT_TYPE,
+        focus_topic: FOCUS_EVENT_TYPE,
+    }
+
+  def expand(self, records: beam.PCollection[KafkaRecord]) -> beam.pvalue.DoOutputsTuple:
+    return records | 'ParseAndValidate' >> beam.ParDo(
+        _ParseStoreEventsFn(self._expected_type_of_topic)).with_outputs(
+            'entries', 'focuses', 'dead_letters')

@@ -1,0 +1,71 @@
+"""The JSON messages the service writes, and how events are encoded back.
+
+Formats (Avro schemas in ``schema/``):
+  prediction result  {"event_type": "prediction result", "event_timestamp",
+                      "focus_event_id", "payload": {"customer_id",
+                      "coupon_id", "prediction"}}; key: customer_id.
+  dead letter        {"reason", "detail", "source_topic", "source_partition",
+                      "source_offset", "original_base64"}; key: the source
+                      position ("topic/partition/offset").
+"""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Optional, Union
+
+from transforms.domain import CouponPrediction, DeadLetter, EntryEvent, FocusEvent
+
+PREDICTION_EVENT_TYPE = 'prediction result'
+KafkaMessage = tuple[Optional[bytes], bytes]
+
+
+def _json_bytes(message: dict) -> bytes:
+  return json.dumps(message, separators=(',', ':')).encode('utf-8')
+
+
+def encode_event(event: Union[EntryEvent, FocusEvent]) -> bytes:
+  """The event as the seed's JSON message."""
+  if isinstance(event, FocusEvent):
+    return _json_bytes({'event_type': 'customer focus',
+                        'event_timestamp': event.event_timestamp,
+                        'payload': {'customer_id': event.customer_id,
+                                    'department_id': event.department_id}})
+  return _json_bytes({'event_type': 'customer entry',
+                      'event_timestamp': event.event_timestamp,
+                      'payload': {'customer_id': event.customer_id}})
+
+
+def dead_letter_for(event: Union[EntryEvent, FocusEvent], reason: str,
+                    detail: str) -> DeadLetter:
+  """A dead letter for an event that was valid but could not be processed."""
+  return DeadLetter(reason, detail, event.source, encode_event(event))
+
+
+def prediction_result_message(focus: FocusEvent, coupon: CouponPrediction) -> KafkaMessage:
+  """One prediction result, keyed by customer_id."""
+  message = {
+      'event_type': PREDICTION_EVENT_TYPE,
+      'event_timestamp': focus.event_timestamp,
+      'focus_event_id': focus.focus_id,
+      'payload': {'customer_id': focus.customer_id,
+                  'coupon_id': coupon.coupon_id,
+                  'prediction': coupon.prediction},
+  }
+  return str(focus.customer_id).encode('utf-8'), _json_bytes(message)
+
+
+def dead_letter_message(letter: DeadLetter) -> KafkaMessage:
+  """A dead-letter record, keyed by the position of the input it stands for."""
+  source = letter.source
+  message = {
+      'reason': letter.reason,
+      'detail': letter.detail,
+      'source_topic': source.topic if source else None,
+      'source_partition': source.partition if source else None,
+      'source_offset': source.offset if source else None,
+      'original_base64': (base64.b64encode(letter.original).decode('ascii')
+                          if letter.original is not None else None),
+  }
+  key = source.event_id.encode('utf-8') if source else None
+  return key, _json_bytes(message)

@@ -1,0 +1,149 @@
+"""ScoreCoupons: enriched focus events in, a prediction per candidate coupon out.
+
+In:  PCollection[EnrichedFocus].
+Out: a tagged result with
+     ``scored``       PCollection[ScoredFocus];
+     ``dead_letters`` PCollection[DeadLetter] (reason ``scoring_failed``) for
+                      every focus event of a batch the scorer refused after
+                      all retries.
+State: none in the pipeline; Beam's RunInference keeps a client per process.
+
+Built on Beam's ``RunInference`` with a ``RemoteModelHandler``
+(``CouponScorerHandler``): BatchElements groups focus events within a bundle
+(up to ``max_batch`` events and ``max_rows`` coupon rows), the rows of a
+whole batch go to the scorer in one HTTP request, failed requests are retried
+with exponential backoff, and a reactive throttler backs off client-side when
+the scorer keeps failing (e.g. 429 when overloaded).
+
+The scorer contract (``schema/prediction.schema.json``) is KServe v1 /
+TensorFlow Serving REST: POST {"instances": [row, ...]} answered by
+{"predictions": [p, ...]} in the same order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Iterable, Optional, Sequence
+
+import apache_beam as beam
+import requests
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import RemoteModelHandler, RunInference
+
+from transforms.domain import CouponPrediction, EnrichedFocus, ScoredFocus
+from transforms.messages import dead_letter_for
+
+
+class ScorerError(RuntimeError):
+  """The scorer did not answer with predictions; ``retryable`` says if a retry may help."""
+
+  def __init__(self, message: str, retryable: bool):
+    super().__init__(message)
+    self.retryable = retryable
+
+
+def _is_retryable(error: Exception) -> bool:
+  if isinstance(error, ScorerError):
+    return error.retryable
+  return isinstance(error, requests.RequestException)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScorerConfig:
+  url: str
+  timeout_s: float = 5.0
+  retries: int = 3
+  max_batch: int = 64
+  max_rows: int = 2000
+
+
+def scorer_instance(enriched: EnrichedFocus, coupon_index: int) -> dict[str, Any]:
+  """One (customer, coupon) row of a scorer request."""
+  coupon = enriched.coupons[coupon_index]
+  return {
+      'customer_id': enriched.focus.customer_id,
+      'coupon_id': coupon.coupon_id,
+      'department_id': enriched.focus.department_id,
+      **enriched.context.as_dict(),
+      'coupon_mean_discount': coupon.mean_coupon_discount,
+      'coupon_mean_item_price': coupon.mean_item_price,
+  }
+
+
+def _rows(batch: Sequence[EnrichedFocus]) -> list[dict[str, Any]]:
+  return [scorer_instance(enriched, i)
+          for enriched in batch for i in range(len(enriched.coupons))]
+
+
+def _split_by_focus(batch: Sequence[EnrichedFocus],
+                    predictions: Sequence[float]) -> list[ScoredFocus]:
+  scored, start = [], 0
+  for enriched in batch:
+    end = start + len(enriched.coupons)
+    scored.append(ScoredFocus(enriched.focus, tuple(
+        CouponPrediction(coupon.coupon_id, float(p))
+        for coupon, p in zip(enriched.coupons, predictions[start:end]))))
+    start = end
+  return scored
+
+
+class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, requests.Session]):
+  """Scores a batch of focus events in one request to the scorer."""
+
+  def __init__(self, config: ScorerConfig):
+    super().__init__(namespace='scorer', num_retries=config.retries,
+                     retry_filter=_is_retryable, throttle_delay_secs=1)
+    self._config = config
+    self._requests = Metrics.counter('scorer', 'requests')
+    self._rows_per_request = Metrics.distribution('scorer', 'rows_per_request')
+    self._latency = Metrics.distribution('scorer', 'latency_ms')
+
+  def create_client(self) -> requests.Session:
+    return requests.Session()
+
+  def batch_elements_kwargs(self) -> dict[str, Any]:
+    return {'min_batch_size': 1, 'max_batch_size': self._config.max_batch,
+            'max_batch_weight': self._config.max_rows,
+            'element_size_fn': lambda enriched: len(enriched.coupons)}
+
+  def request(self, batch: Sequence[EnrichedFocus], model: requests.Session,
+              inference_args: Optional[dict[str, Any]] = None) -> Iterable[ScoredFocus]:
+    rows = _rows(batch)
+    started = time.monotonic()
+    self._requests.inc()
+    self._rows_per_request.update(len(rows))
+    response = model.post(self._config.url, json={'instances': rows},
+                          timeout=self._config.timeout_s)
+    self._latency.update(int((time.monotonic() - started) * 1000))
+    if response.status_code != 200:
+      raise ScorerError(f'HTTP {response.status_code}: {response.text[:200]}',
+                        retryable=response.status_code == 429 or response.status_code >= 500)
+    predictions = response.json().get('predictions')
+    if not isinstance(predictions, list) or len(predictions) != len(rows):
+      raise ScorerError(f'expected {len(rows)} predictions, got {predictions!r:.200}',
+                        retryable=False)
+    return _split_by_focus(batch, predictions)
+
+
+def _failed_batch_dead_letters(failure: tuple[Sequence[EnrichedFocus], Exception]):
+  batch, error = failure
+  Metrics.counter('dead_letters', 'scoring_failed').inc(len(batch))
+  for enriched in batch:
+    yield dead_letter_for(enriched.focus, 'scoring_failed', str(error))
+
+
+class ScoreCoupons(beam.PTransform):
+  """Scores every candidate coupon of every focus event, in batches."""
+
+  def __init__(self, config: ScorerConfig):
+    super().__init__()
+    self._config = config
+
+  def expand(self, enriched: beam.PCollection[EnrichedFocus]) -> dict[str, beam.PCollection]:
+    scored, failures = (
+        enriched
+        | 'RunInference' >> RunInference(CouponScorerHandler(self._config))
+        .with_exception_handling())
+    dead_letters = (failures.failed_inferences
+                    | 'FailedBatches' >> beam.FlatMap(_failed_batch_dead_letters))
+    return {'scored': scored, 'dead_letters': dead_letters}

@@ -1,0 +1,53 @@
+"""SelectTopCoupons: scored focus events in, the coupons worth showing out.
+
+In:  PCollection[ScoredFocus].
+Out: PCollection[tuple[FocusEvent, CouponPrediction]]: at most ``top_k`` per
+     focus event, each with a prediction >= ``threshold``, best first; ties
+     are broken by the lower coupon_id, so the choice is deterministic.
+     A focus event with no coupon above the threshold yields nothing and is
+     counted (``selection.no_coupon_above_threshold``).
+State: none.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.domain import CouponPrediction, FocusEvent, ScoredFocus
+
+
+def top_coupons(predictions: tuple[CouponPrediction, ...], top_k: int,
+                threshold: float) -> list[CouponPrediction]:
+  """The best ``top_k`` predictions at or above ``threshold``."""
+  eligible = [p for p in predictions if p.prediction >= threshold]
+  return sorted(eligible, key=lambda p: (-p.prediction, p.coupon_id))[:top_k]
+
+
+class _SelectFn(beam.DoFn):
+
+  def __init__(self, top_k: int, threshold: float):
+    self._top_k = top_k
+    self._threshold = threshold
+    self._none = Metrics.counter('selection', 'no_coupon_above_threshold')
+    self._selected = Metrics.counter('selection', 'focus_with_coupons')
+
+  def process(self, scored: ScoredFocus) -> Iterator[tuple[FocusEvent, CouponPrediction]]:
+    chosen = top_coupons(scored.predictions, self._top_k, self._threshold)
+    (self._selected if chosen else self._none).inc()
+    for coupon in chosen:
+      yield scored.focus, coupon
+
+
+class SelectTopCoupons(beam.PTransform):
+  """Keeps the top K coupons above the threshold for each focus event."""
+
+  def __init__(self, top_k: int, threshold: float):
+    super().__init__()
+    self._top_k = top_k
+    self._threshold = threshold
+
+  def expand(self, scored: beam.PCollection[ScoredFocus]
+             ) -> beam.PCollection[tuple[FocusEvent, CouponPrediction]]:
+    return scored | 'TopK' >> beam.ParDo(_SelectFn(self._top_k, self._threshold))
