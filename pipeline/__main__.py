@@ -47,6 +47,8 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
 
 def main() -> None:
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+  for chatty in ('kafka', 'apache_beam.typehints'):
+    logging.getLogger(chatty).setLevel(logging.WARNING)
   sys.exit(run(sys.argv[1:]))
 
 

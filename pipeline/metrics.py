@@ -27,6 +27,8 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
   metrics = _query(result)
   counters: dict[str, int] = {}
   for counter in metrics['counters']:
+    if counter.key.metric.namespace.startswith('beam'):
+      continue  # the runner's own
     name = f'{counter.key.metric.namespace}.{counter.key.metric.name}'
     counters[name] = counters.get(name, 0) + (counter.committed or counter.attempted or 0)
   buckets = {name.rsplit('_le_', 1)[1]: count for name, count in counters.items()

@@ -124,8 +124,6 @@ SETTINGS: tuple[Setting, ...] = (
             'most coupons published per focus event'),
     Setting('prediction_threshold', 'PREDICTION_THRESHOLD', _probability, 0.2,
             'lowest prediction published'),
-    Setting('scorer_max_batch', 'SCORER_MAX_BATCH', _positive_int, 64,
-            'most focus events in one scorer request'),
     Setting('scorer_max_rows', 'SCORER_MAX_ROWS', _positive_int, 2000,
             'most (customer, coupon) rows in one scorer request'),
     Setting('scorer_timeout_s', 'SCORER_TIMEOUT_SECONDS', _positive_float, 5.0,
@@ -193,7 +191,6 @@ class Settings:
   watermark_lag_s: float
   top_k: int
   prediction_threshold: float
-  scorer_max_batch: int
   scorer_max_rows: int
   scorer_timeout_s: float
   scorer_retries: int

@@ -177,14 +177,21 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
 
   def setup(self) -> None:
     self._consumers: dict[TopicPartition, KafkaConsumer] = {}
+    self._next_offsets: dict[TopicPartition, int] = {}
     self._committer = _OffsetCommitter(self._connection) if self._connection.group_id else None
 
   def _positioned_consumer(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
+    """The partition's consumer, about to fetch ``offset``.
+
+    The next offset is tracked here rather than asked of the consumer:
+    kafka-python 2.2's ``position()`` can spin forever on a freshly assigned
+    partition whose metadata it has not loaded.
+    """
     consumer = self._consumers.get(tp)
     if consumer is None:
       consumer = self._consumers[tp] = self._connection.consumer('reader')
       consumer.assign([tp])
-    if consumer.position(tp) != offset:
+    if self._next_offsets.get(tp) != offset:
       consumer.seek(tp, offset)
     return consumer
 
@@ -211,6 +218,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
       next_offset = message.offset + 1
       newest_ms = max(newest_ms or message.timestamp, message.timestamp)
       yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
+    self._next_offsets[tp] = next_offset
     self._advance_watermark(watermark, newest_ms)
     # Prism asks every bundle of a finalizing DoFn to finalize; register always.
     finalizer.register(lambda: self._commit(tp, next_offset, start))

@@ -53,7 +53,6 @@ class ScorerConfig:
   url: str
   timeout_s: float = 5.0
   retries: int = 3
-  max_batch: int = 64
   max_rows: int = 2000
 
 
@@ -102,8 +101,8 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
     return requests.Session()
 
   def batch_elements_kwargs(self) -> dict[str, Any]:
-    return {'min_batch_size': 1, 'max_batch_size': self._config.max_batch,
-            'max_batch_weight': self._config.max_rows,
+    # Batches are weighed in coupon rows: one request carries at most max_rows.
+    return {'min_batch_size': 1, 'max_batch_size': self._config.max_rows,
             'element_size_fn': lambda enriched: len(enriched.coupons)}
 
   def request(self, batch: Sequence[EnrichedFocus], model: requests.Session,
