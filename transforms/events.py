@@ -98,7 +98,13 @@ def _validate(message: dict[str, Any], expected_type: str) -> None:
     validate(message, schema.avro_schema(_SCHEMA_OF_EVENT_TYPE[event_type]),
              raise_errors=True)
   except ValidationError as error:
-    raise InvalidEvent('schema_mismatch', '; '.join(error.messages)) from None
+    problems = '; '.join(f'{e.field}: expected {_type_name(e.schema)}, got {e.datum!r:.40}'
+                         for e in error.errors)
+    raise InvalidEvent('schema_mismatch', problems) from None
+
+
+def _type_name(avro_type: Any) -> str:
+  return avro_type.get('name', avro_type.get('type')) if isinstance(avro_type, dict) else str(avro_type)
 
 
 def _checked_id(payload: dict[str, Any], name: str, highest: int) -> int:
@@ -138,14 +144,21 @@ class _ParseStoreEventsFn(beam.DoFn):
     try:
       event = parse_store_event(record, self._expected_type_of_topic[record.topic])
     except InvalidEvent as error:
-      Metrics.counter('dead_letters', error.reason).inc()
-      yield beam.pvalue.TaggedOutput(
-          'dead_letters',
-          DeadLetter(error.reason, str(error), record.position, record.value))
+      yield self._dead_letter(record, error.reason, str(error))
+      return
+    except Exception as error:  # a parser bug must not stall the partition
+      yield self._dead_letter(record, 'parse_error', f'{type(error).__name__}: {error}')
       return
     tag = 'entries' if isinstance(event, EntryEvent) else 'focuses'
     yield beam.pvalue.TaggedOutput(
         tag, beam.window.TimestampedValue(event, event.event_time_s))
+
+
+  @staticmethod
+  def _dead_letter(record: KafkaRecord, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
+    Metrics.counter('dead_letters', reason).inc()
+    return beam.pvalue.TaggedOutput(
+        'dead_letters', DeadLetter(reason, detail, record.position, record.value))
 
 
 class ParseStoreEvents(beam.PTransform):
