@@ -1,12 +1,11 @@
 """The coupon-scoring pipeline, wired like its diagram:
 
-  entry + focus topics ─ ReadKafkaRecords ─ ParseStoreEvents ─┬─ dead letters
-    entries ─ FetchCustomerContext ─┐                         │
-    focuses ────────────────────────┴─ CustomerSessions       │
-        ready ─────────────────────────────┐                  │
-        waited_too_long ─ FetchCustomerContext (on demand) ─┤ │
-                 AttachCandidateCoupons ─ ScoreCoupons ─ SelectTopCoupons
-                 ─ PublishPredictions          (every stage) ─ PublishDeadLetters
+  entry + focus topics ── ReadKafkaRecords ── ParseStoreEvents
+      entries ── FetchCustomerContext ──┐
+      focuses ──────────────────────────┴── CustomerSessions (keyed by customer)
+          ── AttachCandidateCoupons ── ScoreCoupons ── SelectTopCoupons
+          ── PublishPredictions
+  dead letters of every stage ── PublishDeadLetters
 """
 from __future__ import annotations
 
@@ -55,22 +54,17 @@ def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:
                 kafka, [settings.entry_topic, settings.focus_topic])
             | 'ParseStoreEvents' >> ParseStoreEvents(settings.entry_topic,
                                                      settings.focus_topic))
-  entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(
-      central, 'on_entry')
+  entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(central)
   sessions = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
               | 'CustomerSessions' >> CustomerSessions(
-                  SessionConfig(settings.context_ttl_s, settings.focus_max_wait_s)))
-  on_demand = sessions.waited_too_long | 'FetchContextOnDemand' >> FetchCustomerContext(
-      central, 'on_demand')
-  candidates = ((sessions.ready, on_demand.contexts)
-                | 'FocusWithContext' >> beam.Flatten()
-                | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
-                    central, settings.catalogue_refresh_s))
+                  SessionConfig(settings.context_ttl_s, settings.focus_max_wait_s), central))
+  candidates = sessions.ready | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
+      central, settings.catalogue_refresh_s)
   scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
   (scored['scored']
    | 'SelectTopCoupons' >> SelectTopCoupons(settings.top_k, settings.prediction_threshold)
    | 'PublishPredictions' >> PublishPredictions(write_to, settings.prediction_topic))
-  ((events.dead_letters, entry_contexts.dead_letters, on_demand.dead_letters,
+  ((events.dead_letters, entry_contexts.dead_letters, sessions.dead_letters,
     candidates.dead_letters, scored['dead_letters'])
    | 'AllDeadLetters' >> beam.Flatten()
    | 'PublishDeadLetters' >> PublishDeadLetters(write_to, settings.dead_letter_topic))

@@ -1,75 +1,90 @@
-"""FetchCustomerContext: events in, events paired with their customer's context out.
+"""FetchCustomerContext: entry events in, entry events with their customer's context out.
 
-In:  PCollection[EntryEvent] or PCollection[FocusEvent] (any event with a
-     ``customer_id`` and a ``source``).
+In:  PCollection[EntryEvent].
 Out: a tagged result with
-     ``contexts``     PCollection[tuple[event, CustomerContext]],
+     ``contexts``     PCollection[tuple[EntryEvent, CustomerContext]],
      ``dead_letters`` PCollection[DeadLetter] (reason context_fetch_failed)
-     when the central does not answer after its retries.
-State: none; a CentralClient per DoFn instance (timeouts, retries with
-backoff, bounded concurrency per process; see transforms.central).
+                      when the central does not answer after its retries.
+State: none; a ContextFetcher per DoFn instance (a CentralClient: timeouts,
+retries with backoff, bounded concurrency per process; see transforms.central).
 
 An unknown customer (HTTP 404) is not a failure: it is counted
-(``contexts.unknown``) and paired with ``CustomerContext.unknown``.
+(``contexts.unknown_<purpose>``) and paired with ``CustomerContext.unknown``.
+``ContextFetcher`` is shared with the customer session, which fetches on
+demand for a focus event whose entry never came.
 
 Beam's RequestResponseIO was considered: it re-raises the last error (the
 bundle fails, which stops a Prism job) instead of offering a dead-letter
-output, and retries at most twice; this DoFn keeps the same shape (a client,
-timeouts, backoff, throttling by bounded concurrency) with a dead letter.
+output, and retries at most twice; ContextFetcher keeps the same shape (a
+client, timeouts, backoff, throttling by bounded concurrency) with a dead letter.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Iterator, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.central import CentralClient, CentralConfig, CentralUnavailable
+from transforms.domain import CustomerContext, DeadLetter, EntryEvent, FocusEvent
 from transforms.messages import dead_letter_for
 
 
-class _FetchContextFn(beam.DoFn):
+class ContextFetcher:
+  """Fetches contexts from the central and counts what happened; create it in setup()."""
 
   def __init__(self, config: CentralConfig, purpose: str):
-    self._config = config
+    self._client = CentralClient(config)
     self._fetched = Metrics.counter('contexts', f'fetched_{purpose}')
     self._unknown = Metrics.counter('contexts', f'unknown_{purpose}')
     self._failed = Metrics.counter('dead_letters', 'context_fetch_failed')
     self._latency = Metrics.distribution('contexts', 'fetch_latency_ms')
 
-  def setup(self) -> None:
-    self._client = CentralClient(self._config)
-
-  def process(self, event: Any) -> Iterator[Any]:
+  def fetch(self, event: Union[EntryEvent, FocusEvent]) -> Union[CustomerContext, DeadLetter]:
+    """The context of the event's customer, or a dead letter for the event."""
     started = time.monotonic()
     try:
       context = self._client.customer_context(event.customer_id)
     except CentralUnavailable as error:
       self._failed.inc()
-      yield beam.pvalue.TaggedOutput(
-          'dead_letters',
-          dead_letter_for(event, 'context_fetch_failed', str(error)))
-      return
+      return dead_letter_for(event, 'context_fetch_failed', str(error))
     self._latency.update(int((time.monotonic() - started) * 1000))
     self._fetched.inc()
     if not context.known:
       self._unknown.inc()
-    yield event, context
+    return context
 
-  def teardown(self) -> None:
+  def close(self) -> None:
     self._client.close()
 
 
-class FetchCustomerContext(beam.PTransform):
-  """Pairs each event with its customer's context from the central."""
+class _FetchContextFn(beam.DoFn):
 
-  def __init__(self, config: CentralConfig, purpose: str):
+  def __init__(self, config: CentralConfig):
+    self._config = config
+
+  def setup(self) -> None:
+    self._fetcher = ContextFetcher(self._config, 'on_entry')
+
+  def process(self, entry: EntryEvent) -> Iterator[object]:
+    fetched = self._fetcher.fetch(entry)
+    if isinstance(fetched, DeadLetter):
+      yield beam.pvalue.TaggedOutput('dead_letters', fetched)
+    else:
+      yield entry, fetched
+
+  def teardown(self) -> None:
+    self._fetcher.close()
+
+
+class FetchCustomerContext(beam.PTransform):
+  """Pairs each entry event with its customer's context from the central."""
+
+  def __init__(self, config: CentralConfig):
     super().__init__()
     self._config = config
-    self._purpose = purpose
 
-  def expand(self, events: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-    return events | 'AskTheCentral' >> beam.ParDo(
-        _FetchContextFn(self._config, self._purpose)).with_outputs(
-            'dead_letters', main='contexts')
+  def expand(self, entries: beam.PCollection[EntryEvent]) -> beam.pvalue.DoOutputsTuple:
+    return entries | 'AskTheCentral' >> beam.ParDo(
+        _FetchContextFn(self._config)).with_outputs('dead_letters', main='contexts')

@@ -8,9 +8,9 @@ does (Prism, Flink with the Python harness, ...).
   In:  PBegin.  Out: unbounded PCollection[KafkaRecord], timestamped with the
   record's Kafka timestamp.
   State: an unbounded splittable DoFn, one element per topic-partition, whose
-  restriction is the offset range [next offset, inf). Each call polls once
-  (``poll_timeout_ms``), claims what it got and checkpoints the rest with
-  ``defer_remainder``. The start offset is the consumer group's committed
+  restriction is the offset range [next offset, inf). Each call polls once,
+  claims what it got and checkpoints the rest with ``defer_remainder``; the
+  calls of one bundle share one ``poll_timeout_ms`` of waiting. The start offset is the consumer group's committed
   offset, else ``auto_offset_reset``. The watermark trails the newest record
   time by ``watermark_lag_s``; a caught-up (idle) partition advances it to the
   wall clock minus the same lag, so timers downstream keep firing. Offsets are
@@ -208,7 +208,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     tp = TopicPartition(*partition)
     start = tracker.current_restriction().start
     consumer = self._positioned_consumer(tp, start)
-    messages = consumer.poll(timeout_ms=self._connection.poll_timeout_ms,
+    messages = consumer.poll(timeout_ms=self._poll_budget_ms(),
                              max_records=_MAX_POLL_RECORDS).get(tp, [])
     newest_ms = None
     next_offset = start
@@ -223,6 +223,21 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     # Prism asks every bundle of a finalizing DoFn to finalize; register always.
     finalizer.register(lambda: self._commit(tp, next_offset, start))
     tracker.defer_remainder()
+
+  def start_bundle(self) -> None:
+    self._poll_deadline: Optional[float] = None
+
+  def _poll_budget_ms(self) -> int:
+    """What is left of this bundle's poll_timeout_ms.
+
+    A runner may put every partition's residual in one bundle (Prism does),
+    and a stateful stage downstream waits for all of them to advance the
+    watermark; so the wait is shared by the bundle, not spent per partition.
+    """
+    now = time.monotonic()
+    if self._poll_deadline is None:
+      self._poll_deadline = now + self._connection.poll_timeout_ms / 1000
+    return max(0, int((self._poll_deadline - now) * 1000))
 
   def _advance_watermark(self, watermark: ManualWatermarkEstimator,
                          newest_ms: Optional[int]) -> None:

@@ -3,11 +3,10 @@
 In:  ``entries``  PCollection[tuple[EntryEvent, CustomerContext]] and
      ``focuses``  PCollection[FocusEvent], both timestamped with event time.
 Out: a tagged result with
-     ``ready``            PCollection[tuple[FocusEvent, CustomerContext]]: a
-                          focus event with the context of its customer;
-     ``waited_too_long``  PCollection[FocusEvent]: a focus event whose
-                          customer's context did not arrive within
-                          ``max_wait_s``; its context is to be fetched on demand.
+     ``ready``         PCollection[tuple[FocusEvent, CustomerContext]]: a focus
+                       event with the context of its customer;
+     ``dead_letters``  PCollection[DeadLetter]: a focus event whose context
+                       could not be fetched on demand (context_fetch_failed).
 State, per customer_id (a stateful DoFn in the global window):
   * the customer's latest context (a repeated entry replaces it);
   * the focus events that arrived before the context (buffered, then
@@ -15,10 +14,14 @@ State, per customer_id (a stateful DoFn in the global window):
   * the newest event time seen, and two event-time timers: ``expiry`` at
     newest event time + ``ttl_s`` clears everything, so memory stays bounded
     over days; ``wait`` at the earliest buffered focus time + ``max_wait_s``
-    hands those focus events on as ``waited_too_long``.
+    fetches the context on demand from the central (the entry may never
+    come), keeps it as the customer's context and releases every waiting
+    focus event with it.
 Event-time timers fire as the watermark passes them (the Kafka read advances
 the watermark with the wall clock when a partition is idle), so no
 processing-time timer is needed, which keeps the pipeline Prism-eligible.
+Fetching on demand here, rather than in a later transform, keeps the focus
+path one shuffle long and lets later focus events of that customer use it.
 """
 from __future__ import annotations
 
@@ -33,7 +36,10 @@ from apache_beam.transforms.userstate import (BagStateSpec, ReadModifyWriteState
                                               TimerSpec, on_timer)
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.domain import CustomerContext, EntryEvent, FocusEvent
+from transforms.central import CentralConfig
+from transforms.context import ContextFetcher
+from transforms.domain import CustomerContext, DeadLetter, EntryEvent, FocusEvent
+from transforms.messages import dead_letter_for
 
 SessionInput = Union[tuple[EntryEvent, CustomerContext], FocusEvent]
 
@@ -51,14 +57,21 @@ class _CustomerSessionFn(beam.DoFn):
   EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
   WAIT = TimerSpec('wait', TimeDomain.WATERMARK)
 
-  def __init__(self, config: SessionConfig):
+  def __init__(self, config: SessionConfig, central: CentralConfig):
     self._config = config
+    self._central = central
     self._buffered = Metrics.counter('sessions', 'focus_buffered')
     self._released = Metrics.counter('sessions', 'focus_released')
     self._timed_out = Metrics.counter('sessions', 'focus_timed_out')
     self._enriched = Metrics.counter('sessions', 'focus_enriched_from_state')
     self._contexts = Metrics.counter('sessions', 'contexts_stored')
     self._expired = Metrics.counter('sessions', 'sessions_expired')
+
+  def setup(self) -> None:
+    self._fetcher = ContextFetcher(self._central, 'on_demand')
+
+  def teardown(self) -> None:
+    self._fetcher.close()
 
   def process(
       self,
@@ -68,7 +81,7 @@ class _CustomerSessionFn(beam.DoFn):
       newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
       expiry_timer=beam.DoFn.TimerParam(EXPIRY),
       wait_timer=beam.DoFn.TimerParam(WAIT),
-  ) -> Iterator[beam.pvalue.TaggedOutput]:
+  ) -> Iterator[object]:
     _, event = keyed
     if isinstance(event, FocusEvent):
       yield from self._on_focus(event, context_state, waiting_state, wait_timer)
@@ -82,11 +95,11 @@ class _CustomerSessionFn(beam.DoFn):
     expiry_timer.set(Timestamp.of(newest_s + self._config.ttl_s))
 
   def _on_focus(self, focus: FocusEvent, context_state, waiting_state,
-                wait_timer) -> Iterator[beam.pvalue.TaggedOutput]:
+                wait_timer) -> Iterator[object]:
     context = context_state.read()
     if context is not None:
       self._enriched.inc()
-      yield beam.pvalue.TaggedOutput('ready', (focus, context))
+      yield focus, context
       return
     self._buffered.inc()
     waiting = list(waiting_state.read())
@@ -95,35 +108,35 @@ class _CustomerSessionFn(beam.DoFn):
     wait_timer.set(Timestamp.of(earliest_s + self._config.max_wait_s))
 
   def _on_context(self, context: CustomerContext, context_state, waiting_state,
-                  wait_timer) -> Iterator[beam.pvalue.TaggedOutput]:
+                  wait_timer) -> Iterator[object]:
     self._contexts.inc()
     context_state.write(context)
     for focus in waiting_state.read():
       self._released.inc()
-      yield beam.pvalue.TaggedOutput('ready', (focus, context))
+      yield focus, context
     waiting_state.clear()
     wait_timer.clear()
 
   @on_timer(WAIT)
   def on_wait_timeout(
       self,
-      fired_at=beam.DoFn.TimestampParam,
+      context_state=beam.DoFn.StateParam(CONTEXT),
       waiting_state=beam.DoFn.StateParam(WAITING),
-      wait_timer=beam.DoFn.TimerParam(WAIT),
-  ) -> Iterator[beam.pvalue.TaggedOutput]:
-    overdue_until_s = float(fired_at) - self._config.max_wait_s
+  ) -> Iterator[object]:
     waiting = list(waiting_state.read())
-    still_waiting = [f for f in waiting if f.event_time_s > overdue_until_s]
-    for focus in waiting:
-      if focus.event_time_s <= overdue_until_s:
-        self._timed_out.inc()
-        yield beam.pvalue.TaggedOutput('waited_too_long', focus)
     waiting_state.clear()
-    for focus in still_waiting:
-      waiting_state.add(focus)
-    if still_waiting:
-      earliest_s = min(f.event_time_s for f in still_waiting)
-      wait_timer.set(Timestamp.of(earliest_s + self._config.max_wait_s))
+    if not waiting:
+      return
+    self._timed_out.inc(len(waiting))
+    fetched = self._fetcher.fetch(waiting[0])
+    if isinstance(fetched, DeadLetter):
+      for focus in waiting:
+        yield beam.pvalue.TaggedOutput(
+            'dead_letters', dead_letter_for(focus, fetched.reason, fetched.detail))
+      return
+    context_state.write(fetched)
+    for focus in waiting:
+      yield focus, fetched
 
   @on_timer(EXPIRY)
   def on_expiry(
@@ -131,16 +144,12 @@ class _CustomerSessionFn(beam.DoFn):
       context_state=beam.DoFn.StateParam(CONTEXT),
       waiting_state=beam.DoFn.StateParam(WAITING),
       newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
-      wait_timer=beam.DoFn.TimerParam(WAIT),
-  ) -> Iterator[beam.pvalue.TaggedOutput]:
-    for focus in waiting_state.read():  # only if max_wait_s >= ttl_s
-      self._timed_out.inc()
-      yield beam.pvalue.TaggedOutput('waited_too_long', focus)
+  ) -> None:
+    # The wait timer fires first (max_wait_s < ttl_s), so nothing still waits.
     self._expired.inc()
     context_state.clear()
     waiting_state.clear()
     newest_state.clear()
-    wait_timer.clear()
 
 
 def _customer_key(event: SessionInput) -> tuple[int, SessionInput]:
@@ -151,13 +160,14 @@ def _customer_key(event: SessionInput) -> tuple[int, SessionInput]:
 class CustomerSessions(beam.PTransform):
   """Keys entries and focus events by customer and runs their session."""
 
-  def __init__(self, config: SessionConfig):
+  def __init__(self, config: SessionConfig, central: CentralConfig):
     super().__init__()
     self._config = config
+    self._central = central
 
   def expand(self, inputs: dict[str, beam.PCollection]) -> beam.pvalue.DoOutputsTuple:
     return ((inputs['entries'], inputs['focuses'])
             | 'EntriesAndFocuses' >> beam.Flatten()
             | 'ByCustomer' >> beam.Map(_customer_key)
-            | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config)).with_outputs(
-                'ready', 'waited_too_long'))
+            | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central))
+            .with_outputs('dead_letters', main='ready'))
