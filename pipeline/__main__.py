@@ -40,8 +40,9 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
       report(result, settings.metrics_file)
   except KeyboardInterrupt:
     _LOGGER.info('stopping the pipeline')
+    report(result, settings.metrics_file)
     result.cancel()
-  report(result, settings.metrics_file)
+  _LOGGER.info('pipeline %s', result.state)
   return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
 
 

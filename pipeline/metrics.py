@@ -41,8 +41,15 @@ def summarize(result: PipelineResult) -> dict[str, Any]:
 
 
 def report(result: PipelineResult, metrics_file: Optional[str]) -> dict[str, Any]:
-  """Logs one summary line and, if asked, writes the summary as JSON."""
-  summary = summarize(result)
+  """Logs one summary line and, if asked, writes the summary as JSON.
+
+  A runner that does not answer is logged, not raised: reporting never stops the job.
+  """
+  try:
+    summary = summarize(result)
+  except Exception as error:  # pylint: disable=broad-except
+    _LOGGER.warning('metrics unavailable: %s', error)
+    return {}
   _LOGGER.info('metrics: %s', ', '.join(f'{k}={v}' for k, v in summary.items()))
   if metrics_file:
     path = Path(metrics_file)

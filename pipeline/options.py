@@ -245,6 +245,9 @@ def resolve_settings(options: PipelineOptions,
   flags = options.view_as(CouponScoringOptions).get_all_options()
   values = {s.flag: _resolve(s, flags, environ) for s in SETTINGS}
   settings = Settings(**values)
+  if settings.focus_max_wait_s >= settings.context_ttl_s:
+    raise ConfigError('FOCUS_MAX_WAIT_SECONDS (--focus_max_wait_s) must be shorter than '
+                      'CONTEXT_TTL_SECONDS (--context_ttl_s)')
   if settings.kafka_sasl_mechanism and not settings.kafka_sasl_username:
     raise ConfigError('KAFKA_SASL_USERNAME (--kafka_sasl_username) is required '
                       'when KAFKA_SASL_MECHANISM is set')

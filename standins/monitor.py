@@ -31,6 +31,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -158,12 +159,12 @@ class OffsetReader:
 
 
 def sample(reader: OffsetReader, topics: Topics, group: str | None, metrics_file: Path | None) -> Status:
-    """Take one sample; a broker error is recorded in ``error`` (and the clients reset)."""
+    """Take one sample; an error talking to Kafka is recorded in ``error`` (and the clients reset)."""
     status = Status(at=time.time())
     _read_metrics(metrics_file, status)
     try:
         _read_offsets(reader, topics, group, status)
-    except (KafkaError, OSError) as error:
+    except Exception as error:  # noqa: BLE001 (kafka-python raises more than KafkaError; a monitor keeps going)
         reader.reset()
         status.error = f"{type(error).__name__}: {error}"
     return status
@@ -261,6 +262,7 @@ def watch(
 ) -> None:
     """Print a status line every ``interval_s`` seconds until ``stop`` is set."""
     in_place = out.isatty()
+    width = shutil.get_terminal_size().columns - 1  # a wrapped line cannot be rewritten in place
     previous: Status | None = None
     began = time.monotonic()
     ticks = 0
@@ -268,7 +270,7 @@ def watch(
         status = with_rate(take(), previous)
         previous = status if status.error is None else previous
         line = format_line(status)
-        out.write(f"\r{line}{_CLEAR_TO_END_OF_LINE}" if in_place else f"{line}\n")
+        out.write(f"\r{line[:width]}{_CLEAR_TO_END_OF_LINE}" if in_place else f"{line}\n")
         out.flush()
         # Keep to the schedule; after a slow sample, skip the ticks it overran.
         ticks = max(ticks + 1, int((time.monotonic() - began) / interval_s) + 1)

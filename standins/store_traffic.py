@@ -485,7 +485,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     pace = parser.add_argument_group("pace and length")
     pace.add_argument(
-        "--rate", type=_positive_float, default=DEFAULT_RATE, help="valid focus events per second (default: %(default)s)",
+        "--rate", type=_positive_float, default=DEFAULT_RATE,
+        help="valid focus events per second (default: %(default)s)",
     )  # fmt: skip
     pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (ignores --rate)")
     pace.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")

@@ -42,6 +42,6 @@ def percentile(bucket_counts: Mapping[str, int], quantile: float) -> Optional[fl
   seen = 0
   for bound, count in ordered:
     seen += count
-    if seen >= quantile * total:
+    if seen and seen >= quantile * total:
       return bound
   return float('inf')

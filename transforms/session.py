@@ -26,6 +26,7 @@ path one shuffle long and lets later focus events of that customer use it.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Iterator, Union
 
 import apache_beam as beam
@@ -123,6 +124,24 @@ class _CustomerSessionFn(beam.DoFn):
       context_state=beam.DoFn.StateParam(CONTEXT),
       waiting_state=beam.DoFn.StateParam(WAITING),
   ) -> Iterator[object]:
+    yield from self._fetch_for_waiting(context_state, waiting_state)
+
+  @on_timer(EXPIRY)
+  def on_expiry(
+      self,
+      context_state=beam.DoFn.StateParam(CONTEXT),
+      waiting_state=beam.DoFn.StateParam(WAITING),
+      newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
+      wait_timer=beam.DoFn.TimerParam(WAIT),
+  ) -> Iterator[object]:
+    yield from self._fetch_for_waiting(context_state, waiting_state)  # if ttl < max wait
+    self._expired.inc()
+    context_state.clear()
+    newest_state.clear()
+    wait_timer.clear()
+
+  def _fetch_for_waiting(self, context_state, waiting_state) -> Iterator[object]:
+    """Fetches the context on demand, keeps it, and releases every waiting focus event."""
     waiting = list(waiting_state.read())
     waiting_state.clear()
     if not waiting:
@@ -137,19 +156,6 @@ class _CustomerSessionFn(beam.DoFn):
     context_state.write(fetched)
     for focus in waiting:
       yield focus, fetched
-
-  @on_timer(EXPIRY)
-  def on_expiry(
-      self,
-      context_state=beam.DoFn.StateParam(CONTEXT),
-      waiting_state=beam.DoFn.StateParam(WAITING),
-      newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
-  ) -> None:
-    # The wait timer fires first (max_wait_s < ttl_s), so nothing still waits.
-    self._expired.inc()
-    context_state.clear()
-    waiting_state.clear()
-    newest_state.clear()
 
 
 def _customer_key(event: SessionInput) -> tuple[int, SessionInput]:
@@ -168,6 +174,7 @@ class CustomerSessions(beam.PTransform):
   def expand(self, inputs: dict[str, beam.PCollection]) -> beam.pvalue.DoOutputsTuple:
     return ((inputs['entries'], inputs['focuses'])
             | 'EntriesAndFocuses' >> beam.Flatten()
-            | 'ByCustomer' >> beam.Map(_customer_key)
+            | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
+                beam.typehints.KV[int, typing.Any])
             | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central))
             .with_outputs('dead_letters', main='ready'))

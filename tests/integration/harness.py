@@ -47,7 +47,7 @@ def running_pipeline(env: dict[str, str], log_path: Path) -> Iterator[subprocess
     wait_for_log(log_path, 'pipeline started', process)
     yield process
   finally:
-    os.killpg(process.pid, signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # the pipeline cancels its job and stops Prism
     try:
       process.wait(timeout=60)
     except subprocess.TimeoutExpired:

@@ -260,7 +260,8 @@ def send_all(
     began = time.monotonic()
     deadline = began + config.duration_s if config.duration_s is not None else float("inf")
     stop = stop or threading.Event()
-    reason = _send_all(producer, topics, config, summary, _ErrorCounter(), began, deadline, stop)  # type: ignore[arg-type]
+    fake: Any = producer
+    reason = _send_all(fake, topics, config, summary, _ErrorCounter(), began, deadline, stop)
     return producer, summary, reason, time.monotonic() - began
 
 

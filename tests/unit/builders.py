@@ -1,6 +1,7 @@
 """Small builders of the pipeline's records, shared by the unit tests."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from typing import Any, Optional
@@ -105,3 +106,10 @@ def predictions(*pairs: tuple[int, float]) -> tuple[CouponPrediction, ...]:
 
 def scored(focus_event: FocusEvent, *pairs: tuple[int, float]) -> ScoredFocus:
   return ScoredFocus(focus_event, predictions(*pairs))
+
+
+def ignoring_read_time(event: Any) -> Any:
+  """The event with a fixed read time, so events compare whatever the wall clock was."""
+  if isinstance(event, FocusEvent):
+    return dataclasses.replace(event, read_at_s=0.0)
+  return event

@@ -1,17 +1,16 @@
 """parse_store_event and ParseStoreEvents: valid events out, every fault a dead letter."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Optional
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.unit.builders import (ENTRY_TOPIC, FOCUS_TOPIC, SEED_TIMESTAMP, entry_message,
                                  entry_record, epoch_s, focus_message, focus_record,
-                                 record, to_bytes)
+                                 ignoring_read_time, record, to_bytes)
 from transforms.domain import DeadLetter, EntryEvent, FocusEvent, KafkaRecord, SourcePosition
 from transforms.events import (ENTRY_EVENT_TYPE, FOCUS_EVENT_TYPE, MAX_MESSAGE_BYTES,
                                InvalidEvent, ParseStoreEvents, parse_store_event)
@@ -39,25 +38,11 @@ def with_timestamp(text: str) -> KafkaRecord:
   return entry_record(entry_message(timestamp=text))
 
 
-def ignoring_read_time(event):
-  """Events compare equal whatever the wall clock was when they were read."""
-  if isinstance(event, FocusEvent):
-    return dataclasses.replace(event, read_at_s=0.0)
-  return event
-
-
-def _bad(name: str, offset: int, topic: str, value: Optional[bytes], reason: str,
-         *marks) -> Any:
+def _bad(name: str, offset: int, topic: str, value: Optional[bytes], reason: str) -> Any:
   """One bad input: a record (at a distinct offset) and the reason it must be refused."""
   return pytest.param(record(value, topic=topic, partition=3, offset=offset), reason,
-                      id=name, marks=marks)
+                      id=name)
 
-
-# fastavro 1.13.1's ValidationError has ``errors``, not ``messages``.
-AVRO_ERROR_BUG = pytest.mark.xfail(strict=True, reason=(
-    'product bug: transforms/events.py _validate reads ValidationError.messages, which '
-    'fastavro 1.13.1 does not have (it is .errors), so every Avro schema mismatch raises '
-    'AttributeError instead of becoming a schema_mismatch dead letter'))
 
 BAD_INPUTS = [
     _bad('not_utf8', 100, ENTRY_TOPIC, b'{"event_type": "\xff\xfe"}', 'not_utf8'),
@@ -67,22 +52,22 @@ BAD_INPUTS = [
     _bad('event_type_not_string', 104, ENTRY_TOPIC, to_bytes(entry_message(event_type=1)),
          'schema_mismatch'),
     _bad('missing_payload', 105, ENTRY_TOPIC, to_bytes(without(entry_message(), 'payload')),
-         'schema_mismatch', AVRO_ERROR_BUG),
+         'schema_mismatch'),
     _bad('missing_customer_id', 106, ENTRY_TOPIC,
          to_bytes(without(entry_message(), 'payload', 'customer_id')),
-         'schema_mismatch', AVRO_ERROR_BUG),
+         'schema_mismatch'),
     _bad('customer_id_string', 107, ENTRY_TOPIC, to_bytes(entry_message('1')),
-         'schema_mismatch', AVRO_ERROR_BUG),
+         'schema_mismatch'),
     _bad('customer_id_bool', 108, ENTRY_TOPIC, to_bytes(entry_message(True)),
-         'schema_mismatch', AVRO_ERROR_BUG),
+         'schema_mismatch'),
     _bad('customer_id_float', 109, ENTRY_TOPIC, to_bytes(entry_message(1.0)),
-         'schema_mismatch', AVRO_ERROR_BUG),
+         'schema_mismatch'),
     _bad('missing_department_id', 110, FOCUS_TOPIC,
          to_bytes(without(focus_message(), 'payload', 'department_id')),
-         'schema_mismatch', AVRO_ERROR_BUG),
+         'schema_mismatch'),
     _bad('missing_event_timestamp', 111, ENTRY_TOPIC,
          to_bytes(without(entry_message(), 'event_timestamp')),
-         'schema_mismatch', AVRO_ERROR_BUG),
+         'schema_mismatch'),
     _bad('unknown_event_type', 112, ENTRY_TOPIC,
          to_bytes(entry_message(event_type='customer exit')), 'unknown_event_type'),
     _bad('entry_on_focus_topic', 113, FOCUS_TOPIC, to_bytes(entry_message()), 'wrong_topic'),
@@ -156,10 +141,6 @@ def test_message_of_exactly_the_size_limit_is_accepted():
   assert parse(record(padded, topic=ENTRY_TOPIC)).customer_id == 1
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    'product bug: parse_event_time converts with astimezone() outside its try, so a '
-    'timestamp whose UTC value leaves datetime\'s range raises OverflowError, not '
-    'InvalidEvent(bad_timestamp)'))
 @pytest.mark.parametrize('text', ['0001-01-01T00:00:00+01:00', '9999-12-31T23:59:59-01:00'])
 def test_timestamp_out_of_datetime_range_is_bad_timestamp(text):
   with pytest.raises(InvalidEvent) as raised:
@@ -168,9 +149,6 @@ def test_timestamp_out_of_datetime_range_is_bad_timestamp(text):
   assert raised.value.reason == 'bad_timestamp'
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'product bug: _TIMESTAMP ends in "$", which also matches before a trailing newline, '
-    'so "2001-12-17T09:30:47.0\\n" is accepted and echoed with its newline'))
 def test_timestamp_with_trailing_newline_is_bad_timestamp():
   with pytest.raises(InvalidEvent) as raised:
     parse(with_timestamp(SEED_TIMESTAMP + '\n'))
@@ -195,7 +173,7 @@ def test_pipeline_splits_entries_focuses_and_dead_letters():
   good_focus = focus_record(focus_message(11, 3), offset=2)
   bad = focus_record(focus_message(-1), offset=3)
 
-  with TestPipeline() as p:
+  with test_pipeline.TestPipeline() as p:
     result = parse_in_pipeline(p, [good_entry, bad, good_focus])
 
     assert_that(result.entries, equal_to([parse(good_entry)]), label='entries')
@@ -208,7 +186,7 @@ def test_pipeline_splits_entries_focuses_and_dead_letters():
 
 @pytest.mark.parametrize('bad, reason', BAD_INPUTS)
 def test_bad_input_becomes_dead_letter_with_reason_original_and_source(bad, reason):
-  with TestPipeline() as p:
+  with test_pipeline.TestPipeline() as p:
     result = parse_in_pipeline(p, [bad])
 
     assert_that(result.dead_letters | beam.Map(dead_letter_identity),
@@ -220,7 +198,7 @@ def test_bad_input_becomes_dead_letter_with_reason_original_and_source(bad, reas
 def test_pipeline_dead_letter_names_source_topic_partition_offset():
   bad = record(b'\x80', topic=FOCUS_TOPIC, partition=7, offset=123456)
 
-  with TestPipeline() as p:
+  with test_pipeline.TestPipeline() as p:
     result = parse_in_pipeline(p, [bad])
 
     assert_that(result.dead_letters | beam.Map(
@@ -232,7 +210,7 @@ def test_one_bad_record_does_not_affect_the_good_ones():
   good = [entry_record(entry_message(c), offset=c) for c in range(1, 6)]
   bad = record(b'{"event_type"', topic=ENTRY_TOPIC, offset=99)
 
-  with TestPipeline() as p:
+  with test_pipeline.TestPipeline() as p:
     result = parse_in_pipeline(p, good[:2] + [bad] + good[2:])
 
     assert_that(result.entries | beam.Map(lambda e: e.customer_id),
@@ -258,21 +236,17 @@ def test_output_element_timestamp_is_the_event_time():
     def process(self, event, timestamp=beam.DoFn.TimestampParam):
       yield event.source.offset, float(timestamp)
 
-  with TestPipeline() as p:
+  with test_pipeline.TestPipeline() as p:
     result = parse_in_pipeline(p, records)
     events = (result.entries, result.focuses) | beam.Flatten()
 
     assert_that(events | beam.ParDo(WithTimestamp()), timestamps_match)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'product bug: the OverflowError of parse_event_time escapes _ParseStoreEventsFn, '
-    'so one record with an out-of-range timestamp fails the pipeline instead of '
-    'becoming a bad_timestamp dead letter'))
 def test_pipeline_turns_out_of_range_timestamp_into_dead_letter():
   bad = with_timestamp('0001-01-01T00:00:00+01:00')
 
-  with TestPipeline() as p:
+  with test_pipeline.TestPipeline() as p:
     result = parse_in_pipeline(p, [bad])
 
     assert_that(result.dead_letters | beam.Map(lambda d: d.reason),
