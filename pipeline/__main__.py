@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
+from kafka.errors import KafkaError
 
 from pipeline.metrics import report
 from pipeline.options import ConfigError, resolve_settings
@@ -31,7 +32,12 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     print(f'coupon-scoring: configuration error: {error}', file=sys.stderr)
     return 2
   p = beam.Pipeline(options=route_runner(options))
-  build_pipeline(p, settings)
+  try:
+    build_pipeline(p, settings)
+  except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
+    print(f'coupon-scoring: cannot start: {error!r} (BOOTSTRAP_SERVERS={settings.bootstrap_servers})',
+          file=sys.stderr)
+    return 2
   result = p.run()
   _LOGGER.info('pipeline started; Ctrl-C stops it')
   try:

@@ -93,7 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
             'consumer group: start offsets are read from it and offsets of '
             'finalized bundles committed to it; none means no commits'),
     Setting('poll_timeout_ms', 'POLL_TIMEOUT', _positive_int, 100,
-            'time spent waiting for messages in one poll (ms)'),
+            'time spent waiting for messages in one poll round (ms); the partitions '
+            'read in one bundle share it'),
     Setting('auto_offset_reset', 'AUTO_OFFSET_RESET',
             _choice('earliest', 'latest'), 'latest',
             'where to start a partition the group has no offset for'),
@@ -243,7 +244,14 @@ def resolve_settings(options: PipelineOptions,
   """Merges flags over environment variables over defaults, and validates."""
   environ = os.environ if environ is None else environ
   flags = options.view_as(CouponScoringOptions).get_all_options()
-  values = {s.flag: _resolve(s, flags, environ) for s in SETTINGS}
+  values, problems = {}, []
+  for setting in SETTINGS:
+    try:
+      values[setting.flag] = _resolve(setting, flags, environ)
+    except ConfigError as error:
+      problems.append(str(error))
+  if problems:
+    raise ConfigError('\n  '.join(problems))
   settings = Settings(**values)
   if settings.focus_max_wait_s >= settings.context_ttl_s:
     raise ConfigError('FOCUS_MAX_WAIT_SECONDS (--focus_max_wait_s) must be shorter than '

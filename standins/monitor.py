@@ -43,6 +43,7 @@ from typing import Any, TextIO
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from standins.cli import positive_float
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 DEFAULT_INTERVAL_S = 1.0
@@ -301,16 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics-file", type=Path, default=env("METRICS_FILE") or None, help="(default: $METRICS_FILE)"
     )
-    parser.add_argument("--interval", type=_positive_float, default=DEFAULT_INTERVAL_S, metavar="S")
+    parser.add_argument("--interval", type=positive_float, default=DEFAULT_INTERVAL_S, metavar="S")
     parser.add_argument("--once", action="store_true", help="print one sample as JSON and exit")
     return parser
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,6 +49,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
+from standins.cli import positive_float
 from standins.central.generate import DEFAULT_CUSTOMERS, DEPARTMENTS
 
 log = logging.getLogger(__name__)
@@ -485,11 +486,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     pace = parser.add_argument_group("pace and length")
     pace.add_argument(
-        "--rate", type=_positive_float, default=DEFAULT_RATE,
+        "--rate", type=positive_float, default=DEFAULT_RATE,
         help="valid focus events per second (default: %(default)s)",
     )  # fmt: skip
     pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (ignores --rate)")
-    pace.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+    pace.add_argument("--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds")
     pace.add_argument("--visits", type=_positive_int, default=None, metavar="N", help="stop after N complete visits")
     shape = parser.add_argument_group("traffic")
     shape.add_argument(
@@ -518,13 +519,6 @@ def _parser() -> argparse.ArgumentParser:
         help="malformed messages per focus event (default: %(default)s)",
     )  # fmt: skip
     return parser
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
 
 
 def _positive_int(text: str) -> int:

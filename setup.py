@@ -1,0 +1,20 @@
+"""The coupon-scoring pipeline as a package, so that runners with remote
+workers (Flink, Dataflow) can install it with ``--setup_file ./setup.py``.
+
+The local stand-ins (``standins/``) and the tests are not part of it.
+"""
+import setuptools
+
+with open('requirements.txt') as requirements:
+  PINNED = [line.strip() for line in requirements
+            if line.strip() and not line.startswith('#') and not line.startswith('pytest')]
+
+setuptools.setup(
+    name='coupon-scoring',
+    version='0.1.0',
+    description='Real-time coupon scoring for physical stores: an Apache Beam streaming pipeline',
+    python_requires='>=3.11',
+    packages=['pipeline', 'transforms', 'schema'],
+    package_data={'schema': ['*.avsc', '*.json']},
+    install_requires=PINNED,
+)
