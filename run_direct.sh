@@ -52,7 +52,7 @@ trap cleanup EXIT INT TERM
 $PY -m standins.kafka start
 $PY -m standins.kafka topics "$ENTRY_EVENT_TOPIC_NAME" "$FOCUS_EVENT_TOPIC_NAME" \
   "$COUPON_PREDICTION_TOPIC_NAME" "$DEAD_LETTER_TOPIC_NAME" --partitions 3
-$PY -m standins services start
+$services_were_running || $PY -m standins services start
 
 setsid $PY -m pipeline --runner=DirectRunner "$@" > "$LOGS/pipeline.log" 2>&1 &
 pipeline_pid=$!
