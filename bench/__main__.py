@@ -1,0 +1,100 @@
+"""python -m bench [--quick] [--out DIR] [--kafka-port P]: run the benchmark, print the report.
+
+``bench/run.sh`` installs what is needed first and then runs this. The results go to
+``bench/results/<timestamp>/`` (``--out`` to choose), and the report is also copied to
+``bench/results/latest.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+from bench.plan import FULL, QUICK, Plan, Results, run_plan
+from bench.report import PLOT, RunInfo, write_outputs
+from bench.rig import DEFAULT_KAFKA_PORT, running_rig
+from standins.services import REPO_ROOT
+
+RESULTS_DIR = REPO_ROOT / 'bench' / 'results'
+LATEST = RESULTS_DIR / 'latest.md'
+LATEST_PLOT = RESULTS_DIR / 'latest-sweep.png'
+
+
+def run_benchmark(plan: Plan, out_dir: Path, kafka_port: int = DEFAULT_KAFKA_PORT) -> tuple[Results, str]:
+  """Run ``plan`` on the bench's own broker and stand-ins; write the outputs; return them."""
+  started = _now()
+  load_start = _load_average()
+  with running_rig(kafka_port) as rig:
+    results = run_plan(plan, rig, out_dir / 'runs', say=lambda line: print(line, flush=True))
+  info = RunInfo(started=started, finished=_now(), commit=_commit(), machine=_machine(),
+                 load_average_start=load_start, load_average_end=_load_average(), versions=_versions())
+  report = write_outputs(results, info, out_dir)
+  if out_dir.parent == RESULTS_DIR:  # the latest report and plot are the ones kept in git
+    if (out_dir / PLOT).exists():
+      shutil.copyfile(out_dir / PLOT, LATEST_PLOT)
+    LATEST.write_text(report.replace(f']({PLOT})', f']({LATEST_PLOT.name})'))
+  return results, report
+
+
+def _now() -> str:
+  return time.strftime('%Y-%m-%d %H:%M:%S %Z')
+
+
+def _load_average() -> str:
+  return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
+
+
+def _commit() -> str:
+  def git(*args: str) -> str:
+    return subprocess.run(['git', *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+
+  dirty = ' (with uncommitted changes)' if git('status', '--porcelain') else ''
+  return git('rev-parse', '--short', 'HEAD') + dirty
+
+
+def _machine() -> str:
+  model = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
+                if line.startswith('model name')), platform.machine())
+  memory_kib = int(Path('/proc/meminfo').read_text().split()[1])
+  return f'{os.cpu_count()} cores ({model}), {memory_kib / 2**20:.0f} GiB'
+
+
+def _versions() -> str:
+  return (f'Python {platform.python_version()}, apache-beam {version("apache-beam")}, '
+          f'kafka-python {version("kafka-python")}')
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__.split('\n\n')[0])
+  parser.add_argument('--quick', action='store_true',
+                      help='a short run (2 loads of 10 s, batching without scorer latency; ~4 min)')
+  parser.add_argument('--out', type=Path, default=None,
+                      help='results directory (default: bench/results/<timestamp>)')
+  parser.add_argument('--kafka-port', type=int, default=DEFAULT_KAFKA_PORT,
+                      help=f'the bench broker\'s port, the controller\'s is the next one '
+                           f'(default: {DEFAULT_KAFKA_PORT})')
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Run the benchmark and print the report."""
+  args = _parser().parse_args(argv)
+  logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+  logging.getLogger('kafka').setLevel(logging.CRITICAL)  # kafka-python's connection chatter
+  out_dir = args.out or RESULTS_DIR / time.strftime('%Y%m%d-%H%M%S')
+  _, report = run_benchmark(QUICK if args.quick else FULL, out_dir, args.kafka_port)
+  print(report)
+  print(f'results in {out_dir}' + (f', report copied to {LATEST}' if out_dir.parent == RESULTS_DIR else ''))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

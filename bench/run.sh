@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The benchmark in one command:  bench/run.sh [--quick] [--out DIR] [--kafka-port P]
+# Installs what is missing (scripts/bootstrap.sh, then bench/requirements.txt into .venv),
+# starts its own Kafka broker (port 19292) and stand-ins (free ports), measures the pipeline
+# and the two references, stops what it started, writes bench/results/<timestamp>/ and
+# prints the report. See bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+
+stamp=.venv/.bench-requirements.sha256
+wanted=$(sha256sum bench/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  .venv/bin/pip install --quiet -r bench/requirements.txt
+  echo "$wanted" > "$stamp"
+fi
+
+exec .venv/bin/python -m bench "$@"
