@@ -22,11 +22,22 @@ the watermark with the wall clock when a partition is idle), so no
 processing-time timer is needed, which keeps the pipeline Prism-eligible.
 Fetching on demand here, rather than in a later transform, keeps the focus
 path one shuffle long and lets later focus events of that customer use it.
+
+Prism 2.73 can release one buffered focus event twice, once by its entry and
+once by the wait timer (seen under load: focus_released + focus_timed_out
+exceeded focus_buffered by exactly the duplicates), which suggests it runs a
+key's timer while a bundle with that key's entry is still open. The released
+focus events therefore pass ``_DropRepeatedFocusFn``, which drops a focus_id
+this worker process released in the last ``_RECENT_FOCUS_IDS`` releases; it
+sits in the same fused stage as the session, so a key's repeats meet there.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
 import typing
+import uuid
 from typing import Iterator, Union
 
 import apache_beam as beam
@@ -35,6 +46,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (BagStateSpec, ReadModifyWriteStateSpec,
                                               TimerSpec, on_timer)
+from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms.central import CentralConfig
@@ -158,6 +170,48 @@ class _CustomerSessionFn(beam.DoFn):
       yield focus, fetched
 
 
+_RECENT_FOCUS_IDS = 100_000
+
+
+class _RecentFocusIds:
+  """The focus ids released lately in this process (bounded, thread-safe)."""
+
+  def __init__(self, capacity: int):
+    self._capacity = capacity
+    self._ids: collections.OrderedDict[str, None] = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  def first_time(self, focus_id: str) -> bool:
+    with self._lock:
+      if focus_id in self._ids:
+        return False
+      self._ids[focus_id] = None
+      if len(self._ids) > self._capacity:
+        self._ids.popitem(last=False)
+      return True
+
+
+class _DropRepeatedFocusFn(beam.DoFn):
+  """Drops a focus event released before; the memory is shared by the DoFn
+  instances of one pipeline in one process (beam.utils.shared)."""
+
+  def __init__(self):
+    self._shared = shared.Shared()
+    self._tag = uuid.uuid4().hex  # one memory per pipeline, not per process
+    self._dropped = Metrics.counter('sessions', 'focus_repeat_dropped')
+
+  def setup(self) -> None:
+    self._released = self._shared.acquire(lambda: _RecentFocusIds(_RECENT_FOCUS_IDS),
+                                          tag=self._tag)
+
+  def process(self, ready: tuple[FocusEvent, CustomerContext]
+              ) -> Iterator[tuple[FocusEvent, CustomerContext]]:
+    if self._released.first_time(ready[0].focus_id):
+      yield ready
+    else:
+      self._dropped.inc()
+
+
 def _customer_key(event: SessionInput) -> tuple[int, SessionInput]:
   customer_id = event.customer_id if isinstance(event, FocusEvent) else event[0].customer_id
   return customer_id, event
@@ -171,10 +225,12 @@ class CustomerSessions(beam.PTransform):
     self._config = config
     self._central = central
 
-  def expand(self, inputs: dict[str, beam.PCollection]) -> beam.pvalue.DoOutputsTuple:
-    return ((inputs['entries'], inputs['focuses'])
-            | 'EntriesAndFocuses' >> beam.Flatten()
-            | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
-                beam.typehints.KV[int, typing.Any])
-            | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central))
-            .with_outputs('dead_letters', main='ready'))
+  def expand(self, inputs: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
+    sessions = ((inputs['entries'], inputs['focuses'])
+                | 'EntriesAndFocuses' >> beam.Flatten()
+                | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
+                    beam.typehints.KV[int, typing.Any])
+                | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central))
+                .with_outputs('dead_letters', main='ready'))
+    ready = sessions.ready | 'DropRepeatedFocus' >> beam.ParDo(_DropRepeatedFocusFn())
+    return {'ready': ready, 'dead_letters': sessions.dead_letters}

@@ -133,8 +133,8 @@ def run_sessions(central: StubCentral, steps: list[Step], ready: list,
     sessions = inputs | CustomerSessions(
         config, CentralConfig(central.base_url, timeout_s=5.0, retries=0))
 
-    assert_that(sessions.ready, equal_to(ready), label='ready')
-    assert_that(sessions.dead_letters | beam.Map(dead_letter_identity),
+    assert_that(sessions['ready'], equal_to(ready), label='ready')
+    assert_that(sessions['dead_letters'] | beam.Map(dead_letter_identity),
                 equal_to(list(dead_letters)), label='dead_letters')
 
 
