@@ -30,11 +30,13 @@ LATEST_PLOT = RESULTS_DIR / 'latest-sweep.png'
 
 def run_benchmark(plan: Plan, out_dir: Path, kafka_port: int = DEFAULT_KAFKA_PORT) -> tuple[Results, str]:
   """Run ``plan`` on the bench's own broker and stand-ins; write the outputs; return them."""
-  started = _now()
-  load_start = _load_average()
+  started, commit, load_start = _now(), _commit(), _load_average()
   with running_rig(kafka_port) as rig:
     results = run_plan(plan, rig, out_dir / 'runs', say=lambda line: print(line, flush=True))
-  info = RunInfo(started=started, finished=_now(), commit=_commit(), machine=_machine(),
+  at_end = _commit()
+  if at_end != commit:  # the checkout changed under the run: its points ran different code
+    commit += f', but {at_end} at the end'
+  info = RunInfo(started=started, finished=_now(), commit=commit, machine=_machine(),
                  load_average_start=load_start, load_average_end=_load_average(), versions=_versions())
   report = write_outputs(results, info, out_dir)
   if out_dir.parent == RESULTS_DIR:  # the latest report and plot are the ones kept in git
