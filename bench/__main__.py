@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import platform
+import signal
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   """Run the benchmark and print the report."""
   args = _parser().parse_args(argv)
+  # SIGTERM ends the run as Ctrl-C does: what it started is stopped on the way out.
+  signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
   logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
   logging.getLogger('kafka').setLevel(logging.CRITICAL)  # kafka-python's connection chatter
   out_dir = args.out or RESULTS_DIR / time.strftime('%Y%m%d-%H%M%S')

@@ -110,8 +110,8 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
   assert (metrics['selection.focus_with_coupons'] + no_coupon
           + metrics['dead_letters.unknown_department']) == focus_count
   assert metrics['contexts.unknown_on_entry'] == len(scenario.unknown)
-  assert metrics['sessions.focus_buffered'] >= len(scenario.early)
-  assert metrics['sessions.focus_released'] >= len(scenario.early) - 2
-  assert metrics['sessions.focus_timed_out'] >= sum(
-      len(scenario.departments(c)) for c in scenario.never_entered)
+  # Whether an early focus event waits depends on timing; every one that waited left once.
+  assert metrics['sessions.focus_buffered'] == (metrics['sessions.focus_released']
+                                                + metrics['sessions.focus_timed_out'])
+  assert metrics['sessions.focus_timed_out'] >= len(scenario.never_entered)
   assert metrics['predictions.written'] == len(predictions)
