@@ -6,8 +6,9 @@ The local stand-ins (``standins/``) and the tests are not part of it.
 import setuptools
 
 with open('requirements.txt') as requirements:
-  PINNED = [line.strip() for line in requirements
-            if line.strip() and not line.startswith('#') and not line.startswith('pytest')]
+  RUNTIME = requirements.read().split('# Tests only')[0]
+PINNED = [line.strip() for line in RUNTIME.splitlines()
+          if line.strip() and not line.startswith('#')]
 
 setuptools.setup(
     name='coupon-scoring',
