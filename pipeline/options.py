@@ -129,8 +129,9 @@ SETTINGS: tuple[Setting, ...] = (
             'most (customer, coupon) rows in one scorer request'),
     Setting('scorer_timeout_s', 'SCORER_TIMEOUT_SECONDS', _positive_float, 5.0,
             'timeout of one scorer request'),
-    Setting('scorer_retries', 'SCORER_RETRIES', int, 3,
-            'retries of a failed scorer request, with exponential backoff'),
+    Setting('scorer_retries', 'SCORER_RETRIES', int, 12,
+            'retries of a failed scorer request, backoff from 0.2 s doubling to at most 5 s '
+            '(12: about 45 s, enough to ride out a short scorer outage)'),
     Setting('central_timeout_s', 'CENTRAL_TIMEOUT_SECONDS', _positive_float, 2.0,
             'timeout of one request to the central'),
     Setting('central_retries', 'CENTRAL_RETRIES', int, 3,

@@ -127,3 +127,25 @@ def test_wrong_number_of_predictions_is_a_scorer_error(scorer, answer):
   scorer.answer_with(200, {'predictions': answer})
 
   assert not scorer_error(scorer, two_focus_batch()).retryable
+
+
+def test_retryable_failures_are_retried_until_the_scorer_answers():
+  answers = iter([(503, {'error': 'down'}), (429, {'error': 'busy'}),
+                  (200, {'predictions': [0.9, 0.4, 0.7]})])
+  batch = two_focus_batch()
+  with StubHttpServer(lambda method, path, body: next(answers)) as stub:
+    handler = CouponScorerHandler(ScorerConfig(stub.base_url + PREDICT_PATH, retries=3))
+    with requests.Session() as session:
+      scored = list(handler.request(batch, session))
+
+  assert len(stub.requests) == 3
+  assert [s.focus for s in scored] == [b.focus for b in batch]
+
+
+def test_a_retryable_failure_is_raised_once_the_retries_are_spent():
+  with StubHttpServer(lambda method, path, body: (503, {'error': 'down'})) as stub:
+    handler = CouponScorerHandler(ScorerConfig(stub.base_url + PREDICT_PATH, retries=2))
+    with requests.Session() as session, pytest.raises(ScorerError):
+      handler.request(two_focus_batch(), session)
+
+  assert len(stub.requests) == 3
