@@ -55,16 +55,16 @@ def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:
             | 'ParseStoreEvents' >> ParseStoreEvents(settings.entry_topic,
                                                      settings.focus_topic))
   entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(central)
-  sessions = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
-              | 'CustomerSessions' >> CustomerSessions(
-                  SessionConfig(settings.context_ttl_s, settings.focus_max_wait_s), central))
-  candidates = sessions['ready'] | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
+  ready = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
+           | 'CustomerSessions' >> CustomerSessions(
+               SessionConfig(settings.context_ttl_s, settings.focus_max_wait_s), central))
+  candidates = ready | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
       central, settings.catalogue_refresh_s)
   scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
   (scored['scored']
    | 'SelectTopCoupons' >> SelectTopCoupons(settings.top_k, settings.prediction_threshold)
    | 'PublishPredictions' >> PublishPredictions(write_to, settings.prediction_topic))
-  ((events.dead_letters, entry_contexts.dead_letters, sessions['dead_letters'],
-    candidates.dead_letters, scored['dead_letters'])
+  ((events.dead_letters, entry_contexts.dead_letters, candidates.dead_letters,
+    scored['dead_letters'])
    | 'AllDeadLetters' >> beam.Flatten()
    | 'PublishDeadLetters' >> PublishDeadLetters(write_to, settings.dead_letter_topic))

@@ -11,7 +11,8 @@ retries with backoff, bounded concurrency per process; see transforms.central).
 An unknown customer (HTTP 404) is not a failure: it is counted
 (``contexts.unknown_<purpose>``) and paired with ``CustomerContext.unknown``.
 ``ContextFetcher`` is shared with the customer session, which fetches on
-demand for a focus event whose entry never came.
+demand for a focus event whose entry never came (and, when that fetch fails
+too, scores the focus event with the default context: see transforms.session).
 
 Beam's RequestResponseIO was considered: it re-raises the last error (the
 bundle fails, which stops a Prism job) instead of offering a dead-letter
@@ -21,13 +22,13 @@ client, timeouts, backoff, throttling by bounded concurrency) with a dead letter
 from __future__ import annotations
 
 import time
-from typing import Iterator, Union
+from typing import Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.central import CentralClient, CentralConfig, CentralUnavailable
-from transforms.domain import CustomerContext, DeadLetter, EntryEvent, FocusEvent
+from transforms.domain import CustomerContext, EntryEvent
 from transforms.messages import dead_letter_for
 
 
@@ -38,17 +39,17 @@ class ContextFetcher:
     self._client = CentralClient(config)
     self._fetched = Metrics.counter('contexts', f'fetched_{purpose}')
     self._unknown = Metrics.counter('contexts', f'unknown_{purpose}')
-    self._failed = Metrics.counter('dead_letters', 'context_fetch_failed')
+    self._failed = Metrics.counter('contexts', f'fetch_failed_{purpose}')
     self._latency = Metrics.distribution('contexts', 'fetch_latency_ms')
 
-  def fetch(self, event: Union[EntryEvent, FocusEvent]) -> Union[CustomerContext, DeadLetter]:
-    """The context of the event's customer, or a dead letter for the event."""
+  def fetch(self, customer_id: int) -> CustomerContext:
+    """The customer's context; raises CentralUnavailable after the retries."""
     started = time.monotonic()
     try:
-      context = self._client.customer_context(event.customer_id)
-    except CentralUnavailable as error:
+      context = self._client.customer_context(customer_id)
+    except CentralUnavailable:
       self._failed.inc()
-      return dead_letter_for(event, 'context_fetch_failed', str(error))
+      raise
     self._latency.update(int((time.monotonic() - started) * 1000))
     self._fetched.inc()
     if not context.known:
@@ -66,13 +67,15 @@ class _FetchContextFn(beam.DoFn):
 
   def setup(self) -> None:
     self._fetcher = ContextFetcher(self._config, 'on_entry')
+    self._failed = Metrics.counter('dead_letters', 'context_fetch_failed')
 
   def process(self, entry: EntryEvent) -> Iterator[object]:
-    fetched = self._fetcher.fetch(entry)
-    if isinstance(fetched, DeadLetter):
-      yield beam.pvalue.TaggedOutput('dead_letters', fetched)
-    else:
-      yield entry, fetched
+    try:
+      yield entry, self._fetcher.fetch(entry.customer_id)
+    except CentralUnavailable as error:
+      self._failed.inc()
+      yield beam.pvalue.TaggedOutput(
+          'dead_letters', dead_letter_for(entry, 'context_fetch_failed', str(error)))
 
   def teardown(self) -> None:
     self._fetcher.close()

@@ -2,11 +2,9 @@
 
 In:  ``entries``  PCollection[tuple[EntryEvent, CustomerContext]] and
      ``focuses``  PCollection[FocusEvent], both timestamped with event time.
-Out: a tagged result with
-     ``ready``         PCollection[tuple[FocusEvent, CustomerContext]]: a focus
-                       event with the context of its customer;
-     ``dead_letters``  PCollection[DeadLetter]: a focus event whose context
-                       could not be fetched on demand (context_fetch_failed).
+Out: PCollection[tuple[FocusEvent, CustomerContext]]: every focus event, once,
+     with the context of its customer (the default one if the central could
+     not be reached).
 State, per customer_id (a stateful DoFn in the global window):
   * the customer's latest context (a repeated entry replaces it);
   * the focus events that arrived before the context (buffered, then
@@ -15,8 +13,13 @@ State, per customer_id (a stateful DoFn in the global window):
     newest event time + ``ttl_s`` clears everything, so memory stays bounded
     over days; ``wait`` at the earliest buffered focus time + ``max_wait_s``
     fetches the context on demand from the central (the entry may never
-    come), keeps it as the customer's context and releases every waiting
-    focus event with it.
+    come, or its fetch failed), keeps it as the customer's context and
+    releases every waiting focus event with it. If the central does not
+    answer that fetch either, the waiting focus events leave with the
+    documented default context (no profile), counted in
+    ``sessions.focus_with_default_context``, and nothing is kept, so the
+    customer's next focus event asks the central again: a customer standing
+    at a screen gets generic coupons rather than none.
 Event-time timers fire as the watermark passes them (the Kafka read advances
 the watermark with the wall clock when a partition is idle), so no
 processing-time timer is needed, which keeps the pipeline Prism-eligible.
@@ -49,10 +52,9 @@ from apache_beam.transforms.userstate import (BagStateSpec, ReadModifyWriteState
 from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.central import CentralConfig
+from transforms.central import CentralConfig, CentralUnavailable
 from transforms.context import ContextFetcher
-from transforms.domain import CustomerContext, DeadLetter, EntryEvent, FocusEvent
-from transforms.messages import dead_letter_for
+from transforms.domain import CustomerContext, EntryEvent, FocusEvent
 
 SessionInput = Union[tuple[EntryEvent, CustomerContext], FocusEvent]
 
@@ -79,6 +81,7 @@ class _CustomerSessionFn(beam.DoFn):
     self._enriched = Metrics.counter('sessions', 'focus_enriched_from_state')
     self._contexts = Metrics.counter('sessions', 'contexts_stored')
     self._expired = Metrics.counter('sessions', 'sessions_expired')
+    self._defaulted = Metrics.counter('sessions', 'focus_with_default_context')
 
   def setup(self) -> None:
     self._fetcher = ContextFetcher(self._central, 'on_demand')
@@ -159,15 +162,15 @@ class _CustomerSessionFn(beam.DoFn):
     if not waiting:
       return
     self._timed_out.inc(len(waiting))
-    fetched = self._fetcher.fetch(waiting[0])
-    if isinstance(fetched, DeadLetter):
-      for focus in waiting:
-        yield beam.pvalue.TaggedOutput(
-            'dead_letters', dead_letter_for(focus, fetched.reason, fetched.detail))
-      return
-    context_state.write(fetched)
+    customer_id = waiting[0].customer_id
+    try:
+      context = self._fetcher.fetch(customer_id)
+      context_state.write(context)
+    except CentralUnavailable:
+      self._defaulted.inc(len(waiting))
+      context = CustomerContext.unknown(customer_id)
     for focus in waiting:
-      yield focus, fetched
+      yield focus, context
 
 
 _RECENT_FOCUS_IDS = 100_000
@@ -225,12 +228,11 @@ class CustomerSessions(beam.PTransform):
     self._config = config
     self._central = central
 
-  def expand(self, inputs: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
-    sessions = ((inputs['entries'], inputs['focuses'])
-                | 'EntriesAndFocuses' >> beam.Flatten()
-                | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
-                    beam.typehints.KV[int, typing.Any])
-                | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central))
-                .with_outputs('dead_letters', main='ready'))
-    ready = sessions.ready | 'DropRepeatedFocus' >> beam.ParDo(_DropRepeatedFocusFn())
-    return {'ready': ready, 'dead_letters': sessions.dead_letters}
+  def expand(self, inputs: dict[str, beam.PCollection]
+             ) -> beam.PCollection[tuple[FocusEvent, CustomerContext]]:
+    return ((inputs['entries'], inputs['focuses'])
+            | 'EntriesAndFocuses' >> beam.Flatten()
+            | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
+                beam.typehints.KV[int, typing.Any])
+            | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central))
+            | 'DropRepeatedFocus' >> beam.ParDo(_DropRepeatedFocusFn()))

@@ -28,8 +28,7 @@ from apache_beam.transforms.window import TimestampedValue
 from tests.unit.builders import context, entry, focus, profile
 from tests.unit.stub_http import StubHttpServer
 from transforms.central import CentralConfig
-from transforms.domain import CustomerContext, DeadLetter, FocusEvent
-from transforms.messages import encode_event
+from transforms.domain import CustomerContext, FocusEvent
 from transforms.session import CustomerSessions, SessionConfig
 
 CONFIG = SessionConfig(ttl_s=100.0, max_wait_s=5.0)
@@ -111,18 +110,9 @@ def past_max_wait(f: FocusEvent, config: SessionConfig = CONFIG) -> Watermark:
   return Watermark(int(f.event_time_s + config.max_wait_s) + 1)
 
 
-def dead_letter_identity(letter: DeadLetter):
-  return letter.reason, letter.source, letter.original
-
-
-def fetch_failed(f: FocusEvent):
-  """The dead letter of a focus event whose context could not be fetched."""
-  return 'context_fetch_failed', f.source, encode_event(f)
-
-
 def run_sessions(central: StubCentral, steps: list[Step], ready: list,
-                 dead_letters: list = (), config: SessionConfig = CONFIG) -> None:
-  """Runs the steps through CustomerSessions and checks both outputs."""
+                 config: SessionConfig = CONFIG) -> None:
+  """Runs the steps through CustomerSessions and checks what leaves ready."""
   options = PipelineOptions(['--streaming', '--runner=BundleBasedDirectRunner'])
   with test_pipeline.TestPipeline(options=options) as p:
     events = p | _test_stream(steps)
@@ -130,12 +120,10 @@ def run_sessions(central: StubCentral, steps: list[Step], ready: list,
         'entries': events | 'Entries' >> beam.Filter(lambda e: not isinstance(e, FocusEvent)),
         'focuses': events | 'Focuses' >> beam.Filter(lambda e: isinstance(e, FocusEvent)),
     }
-    sessions = inputs | CustomerSessions(
+    ready_focuses = inputs | CustomerSessions(
         config, CentralConfig(central.base_url, timeout_s=5.0, retries=0))
 
-    assert_that(sessions['ready'], equal_to(ready), label='ready')
-    assert_that(sessions['dead_letters'] | beam.Map(dead_letter_identity),
-                equal_to(list(dead_letters)), label='dead_letters')
+    assert_that(ready_focuses, equal_to(ready))
 
 
 # --- Scenarios ---------------------------------------------------------------------------
@@ -184,10 +172,20 @@ def test_focus_of_customer_unknown_to_central_is_ready_with_unknown_context(cent
                ready=[(f, CustomerContext.unknown(stranger))])
 
 
-def test_failed_on_demand_fetch_dead_letters_the_focus(central):
+def test_failed_on_demand_fetch_releases_the_focus_with_the_default_context(central):
   f = focus(CENTRAL_DOWN, T)
 
-  run_sessions(central, [f, past_max_wait(f)], ready=[], dead_letters=[fetch_failed(f)])
+  run_sessions(central, [f, past_max_wait(f)], ready=[(f, CustomerContext.unknown(CENTRAL_DOWN))])
+
+
+def test_default_context_is_not_kept_so_the_next_focus_asks_the_central_again(central):
+  first, later = focus(CENTRAL_DOWN, T, offset=1), focus(CENTRAL_DOWN, T + 20, offset=2)
+  default = CustomerContext.unknown(CENTRAL_DOWN)
+
+  run_sessions(central, [first, past_max_wait(first), later, past_max_wait(later)],
+               ready=[(first, default), (later, default)])
+
+  assert central.asked_for == [CENTRAL_DOWN, CENTRAL_DOWN]
 
 
 def test_context_fetched_on_demand_serves_later_focus_without_asking_again(central):
