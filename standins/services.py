@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -62,9 +62,11 @@ class LocalServices:
         customers: int = DEFAULT_CUSTOMERS,
         scorer_latency_ms: int = 0,
         scorer_max_concurrency: int = 0,
+        scorer_options: Sequence[str] = (),
         local_dir: Path = LOCAL_DIR,
         seed: int = DEFAULT_SEED,
     ) -> None:
+        """``scorer_options``: more of the scorer's command-line options (e.g. its fault knobs)."""
         self.local_dir = local_dir
         self.customers = customers
         self.seed = seed
@@ -72,7 +74,7 @@ class LocalServices:
         self._scorer = _Service(
             "scorer",
             scorer_port,
-            ["--latency-ms", str(scorer_latency_ms), "--max-concurrency", str(scorer_max_concurrency)],
+            ["--latency-ms", str(scorer_latency_ms), "--max-concurrency", str(scorer_max_concurrency), *scorer_options],
         )
 
     @property
@@ -122,6 +124,19 @@ class LocalServices:
                 _stop_child(service.process)
                 service.process = None
 
+    def stop_service(self, name: str) -> None:
+        """Stop one server (``"central"`` or ``"scorer"``): an outage, until :meth:`start_service`."""
+        service = self._service(name)
+        if service.process is not None:
+            _stop_child(service.process)
+            service.process = None
+
+    def start_service(self, name: str) -> None:
+        """Start a stopped server again on its port and wait until it is healthy."""
+        service = self._service(name)
+        service.process = self._spawn(service)
+        self._wait_healthy(service)
+
     def __enter__(self) -> Self:
         return self.start()
 
@@ -132,6 +147,9 @@ class LocalServices:
 
     def _services(self) -> tuple[_Service, _Service]:
         return self._central, self._scorer
+
+    def _service(self, name: str) -> _Service:
+        return {service.name: service for service in self._services()}[name]
 
     def _log_path(self, service: _Service) -> Path:
         return self.logs_dir / f"{service.name}.log"

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from standins.scorer.model import WEIGHTS_PATH, load_model, predict
+from standins.scorer.server import Faults, ScorerState
 from standins.services import LocalServices
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "prediction.schema.json"
@@ -183,3 +184,14 @@ def test_schema_describes_every_model_feature() -> None:
     assert set(load_model().features) | {"customer_id", "coupon_id"} == set(instance_fields)
     assert schema["$defs"]["request"]["required"] == ["instances"]
     assert predictions["items"] == {"type": "number", "minimum": 0, "maximum": 1}
+
+
+def test_fault_draws_follow_the_rates_and_repeat_with_the_seed() -> None:
+    faults = Faults(error_rate=0.2, timeout_rate=0.1, seed=7)
+    draws = [ScorerState(load_model(), 0, 0, faults) for _ in range(2)]
+    runs = [[state.draw_fault() for _ in range(2000)] for state in draws]
+
+    assert runs[0] == runs[1]
+    assert 0.17 < runs[0].count("error") / 2000 < 0.23
+    assert 0.08 < runs[0].count("timeout") / 2000 < 0.12
+    assert draws[0].metrics()["errors_injected"] == runs[0].count("error")
