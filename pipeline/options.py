@@ -42,7 +42,7 @@ def _positive_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
   value = float(text)
-  if value <= 0:
+  if not 0 < value < float('inf'):  # also refuses nan and inf
     raise ValueError('must be a positive number')
   return value
 
@@ -129,9 +129,9 @@ SETTINGS: tuple[Setting, ...] = (
             'most (customer, coupon) rows in one scorer request'),
     Setting('scorer_timeout_s', 'SCORER_TIMEOUT_SECONDS', _positive_float, 5.0,
             'timeout of one scorer request'),
-    Setting('scorer_retries', 'SCORER_RETRIES', int, 12,
-            'retries of a failed scorer request, backoff from 0.2 s doubling to at most 5 s '
-            '(12: about 45 s, enough to ride out a short scorer outage)'),
+    Setting('scorer_retry_s', 'SCORER_RETRY_SECONDS', _positive_float, 60.0,
+            'how long a batch keeps retrying a failing scorer (backoff from 0.2 s doubling '
+            'to 5 s) before its focus events become scoring_failed dead letters'),
     Setting('central_timeout_s', 'CENTRAL_TIMEOUT_SECONDS', _positive_float, 2.0,
             'timeout of one request to the central'),
     Setting('central_retries', 'CENTRAL_RETRIES', int, 3,
@@ -195,7 +195,7 @@ class Settings:
   prediction_threshold: float
   scorer_max_rows: int
   scorer_timeout_s: float
-  scorer_retries: int
+  scorer_retry_s: float
   central_timeout_s: float
   central_retries: int
   central_max_concurrency: int

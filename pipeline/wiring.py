@@ -40,7 +40,7 @@ def central_config(settings: Settings) -> CentralConfig:
 
 def scorer_config(settings: Settings) -> ScorerConfig:
   return ScorerConfig(settings.scorer_url, settings.scorer_timeout_s,
-                      settings.scorer_retries, settings.scorer_max_rows)
+                      settings.scorer_retry_s, settings.scorer_max_rows)
 
 
 def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:

@@ -60,12 +60,13 @@ def _is_retryable(error: Exception) -> bool:
 class ScorerConfig:
   url: str
   timeout_s: float = 5.0
-  retries: int = 12
+  retry_s: float = 60.0
   max_rows: int = 2000
 
 
 RETRY_INITIAL_DELAY_S = 0.2
 RETRY_MAX_DELAY_S = 5.0
+_MAX_RETRIES = 10_000  # Beam's limit; the time budget (retry_s) ends the retries
 
 
 def scorer_instance(enriched: EnrichedFocus, coupon_index: int) -> dict[str, Any]:
@@ -125,8 +126,9 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
     # Retries here rather than the base class's (which RunInference forbids to
     # override): its backoff starts at 5 s, too slow for a customer at a screen.
     with_retries = retry.with_exponential_backoff(
-        num_retries=self._config.retries, initial_delay_secs=RETRY_INITIAL_DELAY_S,
-        max_delay_secs=RETRY_MAX_DELAY_S, retry_filter=_is_retryable, logger=_log_retry)
+        num_retries=_MAX_RETRIES, stop_after_secs=self._config.retry_s,
+        initial_delay_secs=RETRY_INITIAL_DELAY_S, max_delay_secs=RETRY_MAX_DELAY_S,
+        retry_filter=_is_retryable, logger=_log_retry)
     rows = _rows(batch)
     return _split_by_focus(batch, with_retries(self._attempt)(rows, model))
 

@@ -1,6 +1,7 @@
 """Scorer rows, the split of predictions by focus, and one request to a real HTTP server."""
 from __future__ import annotations
 
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -83,7 +84,7 @@ def scorer() -> Iterator[StubScorer]:
 
 
 def request(scorer: StubScorer, batch) -> list[ScoredFocus]:
-  handler = CouponScorerHandler(ScorerConfig(scorer.url, timeout_s=5.0, retries=0))
+  handler = CouponScorerHandler(ScorerConfig(scorer.url, timeout_s=5.0, retry_s=0))
   with requests.Session() as session:
     return list(handler.request(batch, session))
 
@@ -134,7 +135,7 @@ def test_retryable_failures_are_retried_until_the_scorer_answers():
                   (200, {'predictions': [0.9, 0.4, 0.7]})])
   batch = two_focus_batch()
   with StubHttpServer(lambda method, path, body: next(answers)) as stub:
-    handler = CouponScorerHandler(ScorerConfig(stub.base_url + PREDICT_PATH, retries=3))
+    handler = CouponScorerHandler(ScorerConfig(stub.base_url + PREDICT_PATH, retry_s=10))
     with requests.Session() as session:
       scored = list(handler.request(batch, session))
 
@@ -142,10 +143,12 @@ def test_retryable_failures_are_retried_until_the_scorer_answers():
   assert [s.focus for s in scored] == [b.focus for b in batch]
 
 
-def test_a_retryable_failure_is_raised_once_the_retries_are_spent():
+def test_a_retryable_failure_is_raised_once_the_retry_time_is_spent():
   with StubHttpServer(lambda method, path, body: (503, {'error': 'down'})) as stub:
-    handler = CouponScorerHandler(ScorerConfig(stub.base_url + PREDICT_PATH, retries=2))
+    handler = CouponScorerHandler(ScorerConfig(stub.base_url + PREDICT_PATH, retry_s=1.0))
+    started = time.monotonic()
     with requests.Session() as session, pytest.raises(ScorerError):
       handler.request(two_focus_batch(), session)
 
-  assert len(stub.requests) == 3
+  assert time.monotonic() - started < 2.5
+  assert len(stub.requests) >= 3  # first waits: 0.1-0.2 s, 0.2-0.4 s, 0.4-0.8 s
