@@ -11,9 +11,26 @@ State: none.
 A record is validated against the Avro schema of its topic (``schema/``), with
 fastavro, after checks on size, encoding and JSON. Nothing here raises: any
 fault becomes a dead letter, so one bad message never stops the pipeline.
+
+Rules beyond the schemas, with the reason each fault gets:
+
+- The value must be JSON as RFC 8259 defines it, in UTF-8. A NUL byte never
+  occurs in UTF-8 JSON, so it marks UTF-16 or UTF-32 (``not_utf8``). No value
+  (a Kafka tombstone), a UTF-8 byte order mark, ``NaN`` and ``Infinity`` (which
+  Python's json would take), a name twice in one object (JSON parsers disagree
+  on which wins) and nesting deeper than ``MAX_NESTING_DEPTH`` (RFC 8259 lets a
+  parser limit it; the schemas need 2) are ``not_json``.
+- Fields the schema does not name are ignored, as Avro schema resolution
+  ignores writer fields the reader lacks: producers may add fields.
+- An id must be a JSON integer that fits Avro's long: ``1.0``, ``1e3``,
+  ``true`` and ``2**63`` are ``schema_mismatch``; a long outside the id's range
+  is ``id_out_of_range``.
+- Timestamps are ASCII ISO-8601 (see ``parse_event_time``); any other text, or
+  a date ``datetime`` cannot hold, is ``bad_timestamp``.
 """
 from __future__ import annotations
 
+import collections
 import json
 import re
 import time
@@ -32,8 +49,11 @@ FOCUS_EVENT_TYPE = 'customer focus'
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_CUSTOMER_ID = 10**12
 MAX_DEPARTMENT_ID = 10**6
+MAX_NESTING_DEPTH = 64
 _TIMESTAMP = re.compile(
-    r'(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?')
+    r'(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?', re.ASCII)
+_BRACKET_OR_STRING = re.compile(r'[][{}]|"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_DEPTH_CHANGE = {'[': 1, '{': 1, ']': -1, '}': -1}
 _SCHEMA_OF_EVENT_TYPE = {
     ENTRY_EVENT_TYPE: 'customer_entry',
     FOCUS_EVENT_TYPE: 'customer_focus',
@@ -54,7 +74,8 @@ def parse_event_time(text: str) -> float:
   """Seconds since the epoch of an ISO-8601 timestamp; no zone means UTC.
 
   Accepts ``2001-12-17T09:30:47.0`` and ``2021-03-18T08:29:02.160Z``, with 1 to
-  9 fractional digits (truncated to microseconds) and optional offsets.
+  9 fractional digits (truncated to microseconds) and optional offsets, in
+  ASCII digits only.
   """
   match = _TIMESTAMP.fullmatch(text)
   if not match:
@@ -68,20 +89,58 @@ def parse_event_time(text: str) -> float:
 
 
 def _decode(record: KafkaRecord) -> dict[str, Any]:
-  value = record.value or b''
+  value = record.value
+  if value is None:
+    raise InvalidEvent('not_json', 'no value (a tombstone)')
   if len(value) > MAX_MESSAGE_BYTES:
     raise InvalidEvent('too_large', f'{len(value)} bytes > {MAX_MESSAGE_BYTES}')
+  text = _utf8_text(value)
+  _check_nesting(text)
   try:
-    text = value.decode('utf-8')
-  except UnicodeDecodeError as error:
-    raise InvalidEvent('not_utf8', str(error)) from None
-  try:
-    message = json.loads(text)
+    message = json.loads(text, parse_constant=_refuse_constant,
+                         object_pairs_hook=_object_of_unique_names)
   except ValueError as error:
     raise InvalidEvent('not_json', str(error)) from None
   if not isinstance(message, dict):
     raise InvalidEvent('schema_mismatch', 'message is not a JSON object')
   return message
+
+
+def _utf8_text(value: bytes) -> str:
+  if b'\x00' in value:
+    raise InvalidEvent('not_utf8', f'NUL byte at {value.index(0)}: UTF-16 or UTF-32?')
+  try:
+    return value.decode('utf-8')
+  except UnicodeDecodeError as error:
+    raise InvalidEvent('not_utf8', str(error)) from None
+
+
+def _check_nesting(text: str) -> None:
+  """Refuses deep nesting, on which json would raise RecursionError.
+
+  A stack-independent limit: json's own depends on how deep the caller's stack is.
+  Brackets inside strings do not count; only text with many brackets is scanned.
+  """
+  if text.count('[') + text.count('{') <= MAX_NESTING_DEPTH:
+    return
+  depth = 0
+  for token in _BRACKET_OR_STRING.finditer(text):
+    depth += _DEPTH_CHANGE.get(token.group(), 0)
+    if depth > MAX_NESTING_DEPTH:
+      raise InvalidEvent('not_json', f'nested deeper than {MAX_NESTING_DEPTH} levels')
+
+
+def _refuse_constant(name: str) -> None:
+  raise ValueError(f'{name} is not JSON')
+
+
+def _object_of_unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+  obj = dict(pairs)
+  if len(obj) < len(pairs):
+    counts = collections.Counter(name for name, _ in pairs)
+    twice = sorted(name for name, count in counts.items() if count > 1)
+    raise ValueError(f'names given twice in one object: {twice!r:.80}')
+  return obj
 
 
 def _validate(message: dict[str, Any], expected_type: str) -> None:
