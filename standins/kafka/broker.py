@@ -13,6 +13,15 @@ Layout under ``<repo>/.local`` for a broker on client port P:
 - ``kafka/kafka-P.pid``: the pid of the running broker;
 - ``logs/kafka-P.log``: the broker's stdout and stderr.
 
+By default the client listener is PLAINTEXT. With ``scram_user`` it is SASL_SSL instead:
+SCRAM-SHA-512 for the user given (created when the data directory is formatted, so a data
+directory keeps the credentials it was first formatted with) over TLS with a self-signed CA
+and a server certificate for 127.0.0.1/localhost, generated with ``openssl`` into the data
+directory as ``tls-ca.pem`` and ``tls-server.pem`` (PEM keystore). The controller listener
+(``port + 1``) and the inter-broker listener INTERNAL (``port + 2``) then stay PLAINTEXT on
+loopback: fine for one local node, but anything on this host can use the broker through
+INTERNAL without a password.
+
 Liveness checks read ``/proc``, so this module runs on Linux only.
 """
 
@@ -29,8 +38,9 @@ import subprocess
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -56,10 +66,38 @@ STOP_TIMEOUT_S = 20.0
 TOPIC_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
 JVM_OPTIONS = ("-Xms256m", "-Xmx512m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")
+SASL_MECHANISM = "SCRAM-SHA-512"
+CA_FILE = "tls-ca.pem"
+SERVER_KEYSTORE_FILE = "tls-server.pem"
+CERT_DAYS = 365
+SERVER_CERT_EXTENSIONS = (
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    "basicConstraints=critical,CA:FALSE\n"
+    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+    "extendedKeyUsage=serverAuth\n"
+    "authorityKeyIdentifier=keyid,issuer\n"
+)
 
 
 class BrokerError(RuntimeError):
     """The local Kafka broker could not be fetched, started, stopped or used."""
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM-SHA-512 user of the SASL_SSL listener; the password never shows in a repr."""
+
+    name: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for value in (self.name, self.password):
+            if not value or any(c in value for c in ",=[]\"' \t\n"):
+                raise ValueError("SCRAM user names and passwords must be non-empty, without ,=[]\"' or blanks")
+
+    def storage_argument(self) -> str:
+        """The value of ``kafka-storage format --add-scram`` that creates this user."""
+        return f"{SASL_MECHANISM}=[name={self.name},password={self.password}]"
 
 
 def fetch_jars(lib_dir: Path = LIB_DIR) -> Path:
@@ -120,14 +158,18 @@ class KafkaBroker:
         controller_port: int | None = None,
         data_dir: Path | None = None,
         log_dir: Path | None = None,
+        scram_user: ScramUser | None = None,
     ) -> None:
         """Describe a broker; nothing runs until ``start()``.
 
         Args:
-            port: client (PLAINTEXT) port; defaults to ``$KAFKA_PORT`` or 9092.
+            port: client port (PLAINTEXT, or SASL_SSL with ``scram_user``); defaults to
+                ``$KAFKA_PORT`` or 9092.
             controller_port: KRaft controller port; defaults to ``port + 1``.
             data_dir: Kafka's log directory; defaults to ``<repo>/.local/kafka/data-<port>``.
             log_dir: where ``kafka-<port>.log`` goes; defaults to ``<repo>/.local/logs``.
+            scram_user: makes the client listener SASL_SSL (SCRAM-SHA-512 over TLS) with this
+                user; the inter-broker listener INTERNAL then takes ``port + 2`` (PLAINTEXT).
         """
         self.port = port if port is not None else int(os.environ.get("KAFKA_PORT", DEFAULT_PORT))
         self.controller_port = controller_port if controller_port is not None else self.port + 1
@@ -135,6 +177,8 @@ class KafkaBroker:
         self.log_file = (log_dir if log_dir is not None else DEFAULT_LOG_DIR) / f"kafka-{self.port}.log"
         self.config_file = KAFKA_HOME / f"server-{self.port}.properties"
         self.pid_file = KAFKA_HOME / f"kafka-{self.port}.pid"
+        self.scram_user = scram_user
+        self.internal_port = self.port + 2 if scram_user is not None else None
         self.started_here = False
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -142,6 +186,23 @@ class KafkaBroker:
     def bootstrap_servers(self) -> str:
         """The ``host:port`` that Kafka clients bootstrap from."""
         return f"{HOST}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate (PEM) that verifies the SASL_SSL listener; None for PLAINTEXT."""
+        return self.data_dir / CA_FILE if self.scram_user is not None else None
+
+    def client_config(self) -> dict[str, Any]:
+        """What a kafka-python client needs besides ``bootstrap_servers`` to connect."""
+        if self.scram_user is None:
+            return {}
+        return {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": SASL_MECHANISM,
+            "sasl_plain_username": self.scram_user.name,
+            "sasl_plain_password": self.scram_user.password,
+            "ssl_cafile": str(self.ca_file),
+        }
 
     def __enter__(self) -> KafkaBroker:
         return self.start()
@@ -172,6 +233,8 @@ class KafkaBroker:
         lib_dir = fetch_jars()
         self._write_config()
         self._format_storage(lib_dir)
+        if self.scram_user is not None:
+            _ensure_certificates(self.data_dir)
         self._launch(lib_dir)
         try:
             self.wait_ready(timeout)
@@ -201,7 +264,7 @@ class KafkaBroker:
         if not _port_open(self.port):
             return False
         try:
-            with _admin(self.bootstrap_servers) as admin:
+            with _admin(self.bootstrap_servers, self.client_config()) as admin:
                 cluster = admin.describe_cluster()
                 admin.list_topics()
         except (KafkaError, OSError):
@@ -272,8 +335,8 @@ class KafkaBroker:
 
     def _check_ports_free(self) -> None:
         """Fail with a clear message if the client or controller port is taken."""
-        for port in (self.port, self.controller_port):
-            if not _port_free(port):
+        for port in (self.port, self.controller_port, self.internal_port):
+            if port is not None and not _port_free(port):
                 raise BrokerError(
                     f"port {port} on {HOST} is in use by something other than this stand-in's Kafka "
                     f"(no live broker in {self.pid_file}); stop it or choose another port (KAFKA_PORT)"
@@ -281,6 +344,12 @@ class KafkaBroker:
 
     def _properties(self) -> dict[str, str]:
         """The broker's configuration, after Kafka 4.x's config/server.properties."""
+        if self.scram_user is not None:
+            return {**self._plaintext_properties(), **self._sasl_ssl_properties()}
+        return self._plaintext_properties()
+
+    def _plaintext_properties(self) -> dict[str, str]:
+        """The configuration with one PLAINTEXT client listener (the default)."""
         listeners = f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
         return {
             "process.roles": "broker,controller",
@@ -300,6 +369,24 @@ class KafkaBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+        }
+
+    def _sasl_ssl_properties(self) -> dict[str, str]:
+        """What replaces the PLAINTEXT client listener with SASL_SSL (SCRAM-SHA-512 over TLS)."""
+        listener = "listener.name.sasl_ssl."
+        advertised = f"SASL_SSL://{HOST}:{self.port},INTERNAL://{HOST}:{self.internal_port}"
+        return {
+            "listeners": f"{advertised},CONTROLLER://{HOST}:{self.controller_port}",
+            "advertised.listeners": advertised,
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": SASL_MECHANISM,
+            f"{listener}sasl.enabled.mechanisms": SASL_MECHANISM,
+            f"{listener}{SASL_MECHANISM.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            f"{listener}ssl.keystore.type": "PEM",
+            f"{listener}ssl.keystore.location": str(self.data_dir / SERVER_KEYSTORE_FILE),
         }
 
     def _write_config(self) -> None:
@@ -323,11 +410,14 @@ class KafkaBroker:
             "--config",
             str(self.config_file),
         ]
+        if self.scram_user is not None:
+            command += ["--add-scram", self.scram_user.storage_argument()]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise BrokerError(
-                f"formatting {self.data_dir} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"
-            )
+            output = result.stdout + result.stderr
+            if self.scram_user is not None:
+                output = output.replace(self.scram_user.password, "***")
+            raise BrokerError(f"formatting {self.data_dir} failed (exit {result.returncode}):\n{output}")
 
     def _launch(self, lib_dir: Path) -> None:
         """Start the broker JVM in its own session, logging to ``log_file``."""
@@ -360,17 +450,19 @@ def create_topics(
     names: Sequence[str],
     partitions: int = 3,
     timeout: float = TOPIC_TIMEOUT_S,
+    client_config: Mapping[str, Any] | None = None,
 ) -> None:
     """Create topics (replication factor 1) unless they exist; wait until all have leaders.
 
     One request per topic: kafka-python raises the first error of a request, so an existing
-    topic would otherwise hide another topic's real error.
+    topic would otherwise hide another topic's real error. ``client_config`` holds what a
+    secured listener needs (``KafkaBroker.client_config()``).
 
     Raises:
         KafkaError: the broker refused a topic for a reason other than that it exists.
         BrokerError: some partition still has no leader after ``timeout`` seconds.
     """
-    with _admin(bootstrap_servers) as admin:
+    with _admin(bootstrap_servers, client_config or {}) as admin:
         for name in names:
             try:
                 admin.create_topics([NewTopic(name, partitions, 1)], timeout_ms=int(timeout * 1000))
@@ -401,9 +493,10 @@ def _topics_without_leaders(described: list[dict[str, Any]], names: Sequence[str
 
 
 @contextmanager
-def _admin(bootstrap_servers: str) -> Iterator[KafkaAdminClient]:
+def _admin(bootstrap_servers: str, client_config: Mapping[str, Any]) -> Iterator[KafkaAdminClient]:
     """A short-lived admin client that gives up quickly when nothing answers."""
     admin = KafkaAdminClient(
+        **client_config,
         bootstrap_servers=bootstrap_servers,
         client_id="standins-kafka",
         request_timeout_ms=10_000,
@@ -420,6 +513,44 @@ def _java_command(lib_dir: Path) -> list[str]:
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else "java"
     return [java, *JVM_OPTIONS, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", str(lib_dir / "*")]
+
+
+def _ensure_certificates(directory: Path) -> None:
+    """Create a self-signed CA and a server keystore for 127.0.0.1/localhost, unless present.
+
+    ``CA_FILE`` holds the CA certificate, ``SERVER_KEYSTORE_FILE`` the server's unencrypted
+    PKCS#8 key followed by its certificate (Kafka's PEM keystore). The CA's key is deleted.
+    """
+    if (directory / CA_FILE).exists() and (directory / SERVER_KEYSTORE_FILE).exists():
+        return
+    work = directory / "tls-work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-noenc", "-days", str(CERT_DAYS),
+                 "-subj", "/CN=standins-kafka-ca", "-keyout", str(work / "ca.key"), "-out", str(work / "ca.pem"))
+        _openssl("req", "-newkey", "rsa:2048", "-noenc", "-subj", "/CN=localhost",
+                 "-keyout", str(work / "server.key"), "-out", str(work / "server.csr"))
+        (work / "server.ext").write_text(SERVER_CERT_EXTENSIONS)
+        _openssl("x509", "-req", "-in", str(work / "server.csr"), "-CA", str(work / "ca.pem"),
+                 "-CAkey", str(work / "ca.key"), "-CAcreateserial", "-days", str(CERT_DAYS),
+                 "-extfile", str(work / "server.ext"), "-out", str(work / "server.crt"))
+        keystore = (work / "server.key").read_text() + (work / "server.crt").read_text()
+        (directory / SERVER_KEYSTORE_FILE).write_text(keystore)
+        (directory / SERVER_KEYSTORE_FILE).chmod(0o600)
+        shutil.copyfile(work / "ca.pem", directory / CA_FILE)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _openssl(*arguments: str) -> None:
+    """Run ``openssl`` with ``arguments``; raise BrokerError with its output if it fails."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise BrokerError("openssl is not on PATH; it is needed for the SASL_SSL listener's certificates")
+    result = subprocess.run([openssl, *arguments], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BrokerError(f"openssl {arguments[0]} failed (exit {result.returncode}):\n{result.stderr}")
 
 
 def _new_cluster_id() -> str:
