@@ -36,3 +36,23 @@ def topics(kafka: KafkaBroker) -> dict[str, str]:
   names = {kind: f'it.{run}.{kind}' for kind in ('entry', 'focus', 'predictions', 'deadletters')}
   create_topics(kafka.bootstrap_servers, list(names.values()), partitions=3)
   return names
+
+
+FAULT_FIGURES: list[tuple[str, dict]] = []
+
+
+@pytest.fixture
+def fault_figures(request) -> dict:
+  """Figures a fault test measured; printed at the end of the run (pytest's summary)."""
+  figures: dict = {}
+  FAULT_FIGURES.append((request.node.name, figures))
+  return figures
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+  if not any(figures for _, figures in FAULT_FIGURES):
+    return
+  terminalreporter.section('fault figures')
+  for name, figures in FAULT_FIGURES:
+    if figures:
+      terminalreporter.write_line(f'{name}: ' + ', '.join(f'{k}={v}' for k, v in figures.items()))

@@ -36,30 +36,48 @@ def pipeline_environment(kafka: KafkaBroker, services: LocalServices,
   }
 
 
-@contextlib.contextmanager
-def running_pipeline(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-  """``python -m pipeline --runner=DirectRunner`` until the block ends, then Ctrl-C."""
-  with open(log_path, 'w') as log:
+def start_pipeline(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+  """Starts ``python -m pipeline --runner=DirectRunner``; returns once it says it started."""
+  with open(log_path, 'a') as log:
     process = subprocess.Popen(
         [sys.executable, '-m', 'pipeline', '--runner=DirectRunner'], cwd=REPO, env=env,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+  wait_for_log(log_path, 'pipeline started', process)
+  return process
+
+
+def stop_pipeline(process: subprocess.Popen, how: signal.Signals = signal.SIGINT) -> None:
+  """SIGINT or SIGTERM: the pipeline reports, cancels its job and stops Prism. SIGKILL: the
+  whole process group (pipeline, Prism, SDK harness) dies at once, as in a crash."""
+  if how == signal.SIGKILL:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return
+  process.send_signal(how)
   try:
-    wait_for_log(log_path, 'pipeline started', process)
+    process.wait(timeout=60)
+  except subprocess.TimeoutExpired:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@contextlib.contextmanager
+def running_pipeline(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+  """``python -m pipeline --runner=DirectRunner`` until the block ends, then Ctrl-C."""
+  process = start_pipeline(env, log_path)
+  try:
     yield process
   finally:
-    process.send_signal(signal.SIGINT)  # the pipeline cancels its job and stops Prism
-    try:
-      process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-      os.killpg(process.pid, signal.SIGKILL)
-      process.wait()
+    stop_pipeline(process)
 
 
 def wait_for_log(log_path: Path, text: str, process: subprocess.Popen,
                  timeout_s: float = 120) -> None:
+  """Waits until the log has ``text`` once more than when called."""
+  seen = log_path.read_text().count(text)
   deadline = time.monotonic() + timeout_s
   while time.monotonic() < deadline:
-    if text in log_path.read_text():
+    if log_path.read_text().count(text) > seen:
       return
     if process.poll() is not None:
       raise AssertionError(f'pipeline exited ({process.returncode}):\n'
@@ -70,3 +88,12 @@ def wait_for_log(log_path: Path, text: str, process: subprocess.Popen,
 
 def read_metrics(metrics_file: Path) -> dict:
   return json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+
+
+def wait_for_metric(metrics_file: Path, name: str, at_least: int, timeout_s: float = 120) -> None:
+  """Waits until the pipeline's metrics file shows ``name`` >= ``at_least``."""
+  deadline = time.monotonic() + timeout_s
+  while read_metrics(metrics_file).get(name, 0) < at_least:
+    if time.monotonic() > deadline:
+      raise AssertionError(f'{name} < {at_least} after {timeout_s} s: {read_metrics(metrics_file)}')
+    time.sleep(0.5)

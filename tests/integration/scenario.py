@@ -87,6 +87,13 @@ class Scenario:
     count = 2 + customer_id % 3
     return [(customer_id + step) % 5 + 1 for step in range(count)]
 
+  warm_customer: int = 300  # in no group above; has coupons above the threshold in dept 1
+
+  def warm_up(self) -> list[Message]:
+    """An entry and a focus event of a customer of its own: once its predictions are out,
+    the pipeline is warm (every stage started, the coupon catalogue loaded)."""
+    return [_event('entry', self.warm_customer), _event('focus', self.warm_customer, 1)]
+
   def before_entries(self) -> list[Message]:
     """Wave 1: a first focus event of the 'early' customers, ahead of their entry."""
     return [_event('focus', c, self.departments(c)[0]) for c in self.early]
@@ -129,9 +136,11 @@ class IndependentModel:
       logit += table.get(str(features.get(name)), 0.0)
     return round(1.0 / (1.0 + math.exp(-logit)), 6)
 
-  def best_coupons(self, customer_id: int, department_id: int) -> list[tuple[int, float]]:
-    """(coupon_id, prediction) of the top K at or above the threshold, best first."""
-    profile = self._customers.get(customer_id, {})
+  def best_coupons(self, customer_id: int, department_id: int,
+                   with_profile: bool = True) -> list[tuple[int, float]]:
+    """(coupon_id, prediction) of the top K at or above the threshold, best first;
+    ``with_profile=False``: as scored with the default context (no profile)."""
+    profile = self._customers.get(customer_id, {}) if with_profile else {}
     scored = []
     for coupon in self._coupons[department_id]:
       features = {**profile, 'department_id': department_id,

@@ -1,0 +1,103 @@
+"""Producing a scenario to Kafka, reading what the pipeline wrote, and the expected outcome.
+
+Every valid focus event must end as its predictions, as a counted "no coupon above the
+threshold", or as a dead letter with a reason; ``Expected`` holds what that means for a
+produced scenario, computed with the independent model of ``scenario.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Callable, Optional
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from tests.integration.scenario import IndependentModel, Message
+
+Sent = list[tuple[Message, str]]  # each message with its position 'topic/partition/offset'
+
+
+def produce(bootstrap: str, topics: dict[str, str], messages: list[Message]) -> Sent:
+  """Sends the messages; returns each with its position."""
+  producer = KafkaProducer(bootstrap_servers=bootstrap, acks='all')
+  futures = [(m, producer.send(topics[m.topic_kind], key=m.key, value=m.value)) for m in messages]
+  producer.flush()
+  sent = []
+  for message, future in futures:
+    meta = future.get()
+    sent.append((message, f'{meta.topic}/{meta.partition}/{meta.offset}'))
+  producer.close()
+  return sent
+
+
+@dataclasses.dataclass(frozen=True)
+class Expected:
+  """The outcome of a scenario: prediction tuples, (reason, position) dead letters and the
+  number of focus events with no coupon above the threshold."""
+  predictions: frozenset
+  dead_letters: frozenset
+  no_coupon: int
+  focus_count: int
+
+
+def expected_outcome(model: IndependentModel, sent: Sent,
+                     entry_dead_letter: Optional[str] = None,
+                     default_context: Callable[[Message], bool] = lambda m: False) -> Expected:
+  """What the pipeline must write for ``sent``.
+
+  ``entry_dead_letter``: the reason every entry event ends with (the central was down);
+  ``default_context(focus)``: whether that focus event is scored without a profile.
+  """
+  predictions, dead_letters, no_coupon, focus_count = set(), set(), 0, 0
+  for message, position in sent:
+    if message.kind == 'focus':
+      focus_count += 1
+    if message.kind == 'focus' and not model.has_department(message.department_id):
+      dead_letters.add(('unknown_department', position))
+    elif message.kind == 'focus':
+      best = model.best_coupons(message.customer_id, message.department_id,
+                                with_profile=not default_context(message))
+      no_coupon += not best
+      predictions |= {(position, message.customer_id, coupon, p, message.event_timestamp)
+                      for coupon, p in best}
+    elif message.kind == 'entry' and entry_dead_letter:
+      dead_letters.add((entry_dead_letter, position))
+    elif message.kind != 'entry':
+      dead_letters.add((message.kind, position))
+  return Expected(frozenset(predictions), frozenset(dead_letters), no_coupon, focus_count)
+
+
+def read_all(bootstrap: str, topic: str, count: int, timeout_s: float) -> list[dict]:
+  """Reads the topic until ``count`` messages came, then 3 s more for extras."""
+  consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset='earliest',
+                           consumer_timeout_ms=1000)
+  messages, deadline, settle_until = [], time.monotonic() + timeout_s, None
+  while time.monotonic() < deadline and (settle_until is None or time.monotonic() < settle_until):
+    for record in consumer:
+      messages.append({'key': record.key, **json.loads(record.value)})
+    if len(messages) >= count and settle_until is None:
+      settle_until = time.monotonic() + 3
+  consumer.close()
+  return messages
+
+
+def as_prediction(message: dict) -> tuple:
+  payload = message['payload']
+  return (message['focus_event_id'], payload['customer_id'], payload['coupon_id'],
+          round(payload['prediction'], 6), message['event_timestamp'])
+
+
+def as_dead_letter(message: dict) -> tuple[str, str]:
+  return (message['reason'],
+          f"{message['source_topic']}/{message['source_partition']}/{message['source_offset']}")
+
+
+def assert_accounted(metrics: dict, expected: Expected) -> None:
+  """Every focus event ended once: with coupons, with none above the threshold, or as a
+  dead letter of the focus path."""
+  focus_dead_letters = sum(metrics.get(f'dead_letters.{reason}', 0)
+                           for reason in ('unknown_department', 'scoring_failed'))
+  assert metrics['selection.no_coupon_above_threshold'] == expected.no_coupon
+  assert (metrics['selection.focus_with_coupons'] + metrics['selection.no_coupon_above_threshold']
+          + focus_dead_letters) == expected.focus_count
