@@ -6,6 +6,9 @@ names it. Ctrl-C (SIGINT) and SIGTERM both stop it the same way: a last
 metrics report, then the job is cancelled. Offsets are committed only for
 bundles the runner finalized, so a restart resumes from there: work in flight
 is read again (duplicates carry the same ``focus_event_id``), none is lost.
+
+Secrets never reach the output: every log handler masks the settings' secret
+values (message and traceback), and so do the start-up error messages.
 """
 from __future__ import annotations
 
@@ -21,11 +24,48 @@ from apache_beam.runners.runner import PipelineState
 from kafka.errors import KafkaError
 
 from pipeline.metrics import report
-from pipeline.options import ConfigError, resolve_settings
+from pipeline.options import ConfigError, Settings, resolve_settings
 from pipeline.runner import route_runner
 from pipeline.wiring import build_pipeline
 
 _LOGGER = logging.getLogger('pipeline')
+
+
+class SecretMaskingFilter(logging.Filter):
+  """Masks the settings' secret values in each record, its message and its traceback."""
+
+  def __init__(self, settings: Settings):
+    super().__init__()
+    self._settings = settings
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    try:
+      message = record.getMessage()
+    except Exception:  # a malformed call: the handler reports it, without the arguments
+      record.args = None
+      return True
+    record.msg, record.args = self._settings.redact(message), None
+    if record.exc_info:
+      traceback = logging.Formatter().formatException(record.exc_info)
+      record.exc_text = self._settings.redact(traceback)
+    if record.stack_info:
+      record.stack_info = self._settings.redact(record.stack_info)
+    return True
+
+
+def mask_secrets_in_logs(settings: Settings) -> None:
+  """Puts a SecretMaskingFilter on every handler of the root logger, if there are secrets."""
+  if not settings.secrets():
+    return
+  masking = SecretMaskingFilter(settings)
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(masking)
+
+
+def cannot_start_message(error: Exception, settings: Settings) -> str:
+  """What is printed when building the pipeline fails (a missing topic, an unreachable broker)."""
+  return settings.redact(
+      f'coupon-scoring: cannot start: {error!r} (BOOTSTRAP_SERVERS={settings.bootstrap_servers})')
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -35,12 +75,20 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   except ConfigError as error:
     print(f'coupon-scoring: configuration error: {error}', file=sys.stderr)
     return 2
+  mask_secrets_in_logs(settings)
+  try:
+    return _run(options, settings)
+  except Exception:  # logged, so that the traceback is masked too
+    _LOGGER.exception('coupon-scoring failed')
+    return 1
+
+
+def _run(options: PipelineOptions, settings: Settings) -> int:
   p = beam.Pipeline(options=route_runner(options))
   try:
     build_pipeline(p, settings)
   except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
-    print(f'coupon-scoring: cannot start: {error!r} (BOOTSTRAP_SERVERS={settings.bootstrap_servers})',
-          file=sys.stderr)
+    print(cannot_start_message(error, settings), file=sys.stderr)
     return 2
   result = p.run()
   _LOGGER.info('pipeline started; Ctrl-C stops it')

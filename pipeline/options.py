@@ -6,6 +6,11 @@ seed service's variables (BOOTSTRAP_SERVERS, GROUP_ID, ...) keep their meaning
 and defaults. ``resolve_settings`` turns the options into a validated, frozen
 ``Settings`` that the transforms receive; a missing or malformed value stops
 the start with a ``ConfigError`` that names the variable and the flag.
+
+Secrets (the Kafka password, the scorer's and the central's tokens) come from
+the environment only: a command line is visible to every process of the host
+and Beam sends flags to the runner with the pipeline options. They are kept out
+of ``repr(Settings)``, and ``Settings.redact`` masks them in any text.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from typing import Any, Callable, Mapping, Optional
 from urllib.parse import urlparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.central import is_valid_token
 
 
 class ConfigError(ValueError):
@@ -80,6 +87,12 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 def _text(text: str) -> str:
   if not text.strip():
     raise ValueError('must not be empty')
+  return text
+
+
+def _token(text: str) -> str:
+  if not is_valid_token(text):
+    raise ValueError('must be printable ASCII without spaces or line breaks')
   return text
 
 
@@ -160,6 +173,11 @@ SETTINGS: tuple[Setting, ...] = (
             'SASL password', secret=True),
     Setting('kafka_ssl_cafile', 'KAFKA_SSL_CAFILE', _text, None,
             'CA bundle to verify the brokers'),
+    # Tokens of the HTTP services, sent as "Authorization: Bearer <token>".
+    Setting('scorer_token', 'SCORER_TOKEN', _token, None,
+            'bearer token sent to the scorer', secret=True),
+    Setting('central_token', 'CENTRAL_TOKEN', _token, None,
+            'bearer token sent to the central', secret=True),
 )
 
 
@@ -169,14 +187,17 @@ class CouponScoringOptions(PipelineOptions):
   @classmethod
   def _add_argparse_args(cls, parser) -> None:
     for setting in SETTINGS:
+      # A secret's flag exists only to be refused by name: Beam would log an
+      # unknown flag, value included, as an unparseable argument.
+      source = 'environment only' if setting.secret else f'default {setting.default}'
       parser.add_argument(
           '--' + setting.flag, default=None,
-          help=f'{setting.help} (env {setting.env}, default {setting.default})')
+          help=f'{setting.help} (env {setting.env}, {source})')
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  """The validated settings the transforms are built from."""
+  """The validated settings the transforms are built from; secrets are left out of its repr."""
   bootstrap_servers: str
   client_id: str
   group_id: Optional[str]
@@ -205,8 +226,10 @@ class Settings:
   kafka_security_protocol: str
   kafka_sasl_mechanism: Optional[str]
   kafka_sasl_username: Optional[str]
-  kafka_sasl_password: Optional[str]
+  kafka_sasl_password: Optional[str] = dataclasses.field(repr=False)
   kafka_ssl_cafile: Optional[str]
+  scorer_token: Optional[str] = dataclasses.field(repr=False)
+  central_token: Optional[str] = dataclasses.field(repr=False)
 
   def kafka_client_config(self) -> dict[str, Any]:
     """Connection settings shared by every Kafka client (kafka-python names)."""
@@ -220,10 +243,25 @@ class Settings:
     }
     return {name: value for name, value in config.items() if value is not None}
 
+  def secrets(self) -> tuple[str, ...]:
+    """The values of the secret settings that are set."""
+    values = (getattr(self, setting.flag) for setting in SETTINGS if setting.secret)
+    return tuple(value for value in values if value)
+
+  def redact(self, text: str) -> str:
+    """``text`` with every secret value replaced by ``***``."""
+    for secret in self.secrets():
+      text = text.replace(secret, '***')
+    return text
+
 
 def _resolve(setting: Setting, flags: Mapping[str, Any],
              environ: Mapping[str, str]) -> Any:
   raw = flags.get(setting.flag)
+  if raw is not None and setting.secret:
+    raise ConfigError(
+        f'{setting.env} is a secret: set it in the environment, not with --{setting.flag} '
+        '(a command line is visible to other processes)')
   if raw is None:
     raw = environ.get(setting.env) or None
   if raw is None:

@@ -25,22 +25,28 @@ from transforms.session import CustomerSessions, SessionConfig
 
 
 def kafka_connection(settings: Settings) -> KafkaConnection:
+  """The connection every Kafka client (reader, metadata, committer, writer) is built from."""
+  config = settings.kafka_client_config()
+  password = config.pop('sasl_plain_password', None)
   return KafkaConnection(
-      client_config=tuple(sorted(settings.kafka_client_config().items())),
+      client_config=tuple(sorted(config.items())),
       client_id=settings.client_id, group_id=settings.group_id,
       auto_offset_reset=settings.auto_offset_reset,
       poll_timeout_ms=settings.poll_timeout_ms,
-      watermark_lag_s=settings.watermark_lag_s)
+      watermark_lag_s=settings.watermark_lag_s,
+      sasl_password=password)
 
 
 def central_config(settings: Settings) -> CentralConfig:
   return CentralConfig(settings.central_url, settings.central_timeout_s,
-                       settings.central_retries, settings.central_max_concurrency)
+                       settings.central_retries, settings.central_max_concurrency,
+                       token=settings.central_token)
 
 
 def scorer_config(settings: Settings) -> ScorerConfig:
   return ScorerConfig(settings.scorer_url, settings.scorer_timeout_s,
-                      settings.scorer_retry_s, settings.scorer_max_rows)
+                      settings.scorer_retry_s, settings.scorer_max_rows,
+                      token=settings.scorer_token)
 
 
 def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:

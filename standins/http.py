@@ -3,11 +3,15 @@
 A server subclasses :class:`JsonRequestHandler`, overrides :meth:`~JsonRequestHandler.get`
 and/or :meth:`~JsonRequestHandler.post` to return ``(status, payload)`` or raise
 :class:`HttpError`, and runs with :func:`serve`.
+
+With ``STANDIN_TOKEN`` set in the environment, every request but ``GET /health`` (the liveness
+probe) needs ``Authorization: Bearer <STANDIN_TOKEN>`` and is answered 401 without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import logging
 import os
@@ -22,6 +26,8 @@ from urllib.parse import urlsplit
 
 HOST = "127.0.0.1"
 LOGS_DIR = Path(__file__).resolve().parents[1] / ".local" / "logs"
+TOKEN_ENV = "STANDIN_TOKEN"
+OPEN_PATHS = frozenset({"/health"})
 
 Payload = dict[str, Any]
 Response = tuple[HTTPStatus, Payload]
@@ -84,8 +90,18 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
+    def _authorized(self) -> bool:
+        """Whether no token is required, the path is open, or the request bears the token."""
+        token = os.environ.get(TOKEN_ENV)
+        if not token or self._route() in OPEN_PATHS:
+            return True
+        presented = self.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(presented, f"Bearer {token}".encode())
+
     def _answer(self, produce: Callable[[], Response]) -> None:
         try:
+            if not self._authorized():
+                raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
             status, payload = produce()
         except HttpError as error:
             status, payload = error.status, error.payload

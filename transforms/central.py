@@ -2,7 +2,10 @@
 
 HTTP with a connect/read timeout, retries with exponential backoff on
 connection errors, 429 and 5xx (urllib3's Retry), and at most
-``max_concurrency`` requests in flight from one worker process.
+``max_concurrency`` requests in flight from one worker process. With a
+token, every request carries ``Authorization: Bearer <token>``; the token is
+kept out of reprs and error messages (``bearer_headers`` and ``masked`` serve
+the scorer's client too).
 
 Endpoints (see standins/central for the local stand-in):
   GET /customers/{id}/context  -> 200 profile | 404 unknown customer
@@ -29,6 +32,29 @@ class CentralUnavailable(RuntimeError):
   """The central did not answer usefully, even after retries."""
 
 
+def is_valid_token(token: str) -> bool:
+  """Whether ``token`` is printable ASCII without blanks: HTTP libraries quote bad header values in errors."""
+  return bool(token) and all('!' <= char <= '~' for char in token)
+
+
+def bearer_headers(token: Optional[str]) -> dict[str, str]:
+  """The Authorization header that sends ``token``; none without a token.
+
+  Raises:
+    ValueError: the token is not a valid header value (the message does not show it).
+  """
+  if token is None:
+    return {}
+  if not is_valid_token(token):
+    raise ValueError('a bearer token must be printable ASCII without spaces or line breaks')
+  return {'Authorization': f'Bearer {token}'}
+
+
+def masked(text: str, secret: Optional[str]) -> str:
+  """``text`` with every occurrence of ``secret`` replaced by ``***``."""
+  return text.replace(secret, '***') if secret else text
+
+
 def _process_semaphore(max_concurrency: int) -> threading.BoundedSemaphore:
   with _SEMAPHORES_LOCK:
     return _SEMAPHORES.setdefault(max_concurrency,
@@ -52,6 +78,7 @@ class CentralConfig:
   timeout_s: float = 2.0
   retries: int = 3
   max_concurrency: int = 8
+  token: Optional[str] = dataclasses.field(default=None, repr=False)
 
 
 class CentralClient:
@@ -60,6 +87,7 @@ class CentralClient:
   def __init__(self, config: CentralConfig):
     self._config = config
     self._session = retrying_session(config.retries, config.max_concurrency)
+    self._session.headers.update(bearer_headers(config.token))
     self._in_flight = _process_semaphore(config.max_concurrency)
 
   def _get(self, path: str) -> requests.Response:
@@ -68,7 +96,7 @@ class CentralClient:
         return self._session.get(self._config.base_url + path,
                                  timeout=self._config.timeout_s)
       except requests.RequestException as error:
-        raise CentralUnavailable(f'GET {path}: {error}') from error
+        raise CentralUnavailable(f'GET {path}: {masked(str(error), self._config.token)}') from None
 
   def customer_context(self, customer_id: int) -> CustomerContext:
     """The customer's context; an unknown customer (404) has the default one."""

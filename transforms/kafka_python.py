@@ -50,24 +50,36 @@ _MAX_POLL_RECORDS = 500
 
 @dataclasses.dataclass(frozen=True)
 class KafkaConnection:
-  """What every kafka-python client of the pipeline is built from."""
-  client_config: tuple[tuple[str, Any], ...]  # bootstrap servers, security
+  """What every kafka-python client of the pipeline is built from.
+
+  The SASL password is a field of its own, left out of the repr, so that
+  printing a connection (or a transform holding one) never shows it.
+  """
+  client_config: tuple[tuple[str, Any], ...]  # bootstrap servers, security; no secret
   client_id: str
   group_id: Optional[str] = None
   auto_offset_reset: str = 'latest'
   poll_timeout_ms: int = 100
   watermark_lag_s: float = 2.0
+  sasl_password: Optional[str] = dataclasses.field(default=None, repr=False)
+
+  def _client_config(self) -> dict[str, Any]:
+    """The settings shared by every client: ``client_config`` and the password."""
+    config = dict(self.client_config)
+    if self.sasl_password is not None:
+      config['sasl_plain_password'] = self.sasl_password
+    return config
 
   def consumer(self, role: str) -> KafkaConsumer:
     return KafkaConsumer(
-        **dict(self.client_config), client_id=f'{self.client_id}-{role}',
+        **self._client_config(), client_id=f'{self.client_id}-{role}',
         group_id=self.group_id, enable_auto_commit=False,
         auto_offset_reset=self.auto_offset_reset,
         max_poll_records=_MAX_POLL_RECORDS)
 
   def producer(self, role: str) -> KafkaProducer:
     return KafkaProducer(
-        **dict(self.client_config), client_id=f'{self.client_id}-{role}',
+        **self._client_config(), client_id=f'{self.client_id}-{role}',
         acks='all', retries=5, linger_ms=1)
 
 

@@ -21,7 +21,9 @@ when the scorer keeps failing (its delays are counted in
 
 The scorer contract (``schema/prediction.schema.json``) is KServe v1 /
 TensorFlow Serving REST: POST {"instances": [row, ...]} answered by
-{"predictions": [p, ...]} in the same order.
+{"predictions": [p, ...]} in the same order. With a token, every request
+carries ``Authorization: Bearer <token>``; the token is kept out of reprs and
+of the errors that reach logs and dead letters.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RemoteModelHandler, RunInference
 from apache_beam.utils import retry
 
+from transforms.central import bearer_headers, masked
 from transforms.domain import CouponPrediction, EnrichedFocus, ScoredFocus
 from transforms.messages import dead_letter_for
 
@@ -62,6 +65,7 @@ class ScorerConfig:
   timeout_s: float = 5.0
   retry_s: float = 60.0
   max_rows: int = 2000
+  token: Optional[str] = dataclasses.field(default=None, repr=False)
 
 
 RETRY_INITIAL_DELAY_S = 0.2
@@ -114,7 +118,9 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
     self._latency = Metrics.distribution('scorer', 'latency_ms')
 
   def create_client(self) -> requests.Session:
-    return requests.Session()
+    session = requests.Session()
+    session.headers.update(bearer_headers(self._config.token))
+    return session
 
   def batch_elements_kwargs(self) -> dict[str, Any]:
     # Batches are weighed in coupon rows: one request carries at most max_rows.
@@ -158,7 +164,8 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
     if status != 200:
       kind = 'http_429' if status == 429 else 'http_5xx' if status >= 500 else 'http_4xx'
       self._failures[kind].inc()
-      raise ScorerError(f'HTTP {status}: {response.text[:200]}', retryable=kind != 'http_4xx')
+      text = masked(response.text, self._config.token)
+      raise ScorerError(f'HTTP {status}: {text[:200]}', retryable=kind != 'http_4xx')
     predictions = response.json().get('predictions')
     if not isinstance(predictions, list) or len(predictions) != rows:
       self._failures['bad_answer'].inc()
