@@ -75,8 +75,10 @@ def produce(kafka: KafkaBroker, topics: dict[str, str], messages: list[Message])
                            **kafka.client_config())
   futures = [(m, producer.send(topics[m.topic_kind], key=m.key, value=m.value)) for m in messages]
   producer.flush()
-  sent = [(message, f'{meta.topic}/{meta.partition}/{meta.offset}')
-          for message, meta in ((message, future.get()) for message, future in futures)]
+  sent = []
+  for message, future in futures:
+    meta = future.get()
+    sent.append((message, f'{meta.topic}/{meta.partition}/{meta.offset}'))
   producer.close()
   return sent
 
