@@ -23,7 +23,7 @@ from kafka.conn import BrokerConnection
 
 from standins.kafka.broker import KafkaBroker, ScramUser, create_topics
 from standins.services import LocalServices
-from tests.integration.harness import pipeline_environment, running_pipeline
+from tests.integration.harness import pipeline_environment, running_pipeline, wait_for_metric
 from tests.integration.scenario import IndependentModel, Message, Scenario
 
 pytestmark = pytest.mark.integration
@@ -141,10 +141,14 @@ def test_pipeline_runs_on_sasl_ssl_with_tokens_and_leaks_no_secret(
          'KAFKA_SSL_CAFILE': str(secure_kafka.ca_file),
          'SCORER_TOKEN': SCORER_TOKEN, 'CENTRAL_TOKEN': CENTRAL_TOKEN}
   scenario = Scenario(known=tuple(range(1, 21)), early=(), never_entered=(), unknown=())
+  wave = scenario.main_wave()
   log_path = tmp_path / 'pipeline.log'
 
   with running_pipeline(env, log_path):
-    sent = produce(secure_kafka, topics, scenario.main_wave())
+    # Entries first, so that every focus event finds its context (sessions are not tested here).
+    sent = produce(secure_kafka, topics, [m for m in wave if m.topic_kind == 'entry'])
+    wait_for_metric(tmp_path / 'metrics.json', 'contexts.fetched_on_entry', len(scenario.known))
+    sent += produce(secure_kafka, topics, [m for m in wave if m.topic_kind == 'focus'])
     expected = expected_predictions(IndependentModel(central.db_path), sent)
     written = read_raw(secure_kafka, topics['predictions'], len(expected), OUTPUT_TIMEOUT_S)
     letters = read_raw(secure_kafka, topics['deadletters'],
