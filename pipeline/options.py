@@ -128,9 +128,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('context_ttl_s', 'CONTEXT_TTL_SECONDS', _positive_float, 4 * 3600.0,
             'how long a customer context is kept after the customer\'s last '
             'event (event time)'),
-    Setting('focus_max_wait_s', 'FOCUS_MAX_WAIT_SECONDS', _positive_float, 5.0,
-            'how long a focus event waits for its entry before the context is '
-            'fetched on demand (event time)'),
     Setting('watermark_lag_s', 'WATERMARK_LAG_SECONDS', _positive_float, 2.0,
             'the read watermark trails the newest record time (the wall clock '
             'when a partition is caught up) by this'),
@@ -210,7 +207,6 @@ class Settings:
   central_url: str
   dead_letter_topic: str
   context_ttl_s: float
-  focus_max_wait_s: float
   watermark_lag_s: float
   top_k: int
   prediction_threshold: float
@@ -292,9 +288,6 @@ def resolve_settings(options: PipelineOptions,
   if problems:
     raise ConfigError('\n  '.join(problems))
   settings = Settings(**values)
-  if settings.focus_max_wait_s >= settings.context_ttl_s:
-    raise ConfigError('FOCUS_MAX_WAIT_SECONDS (--focus_max_wait_s) must be shorter than '
-                      'CONTEXT_TTL_SECONDS (--context_ttl_s)')
   if settings.kafka_sasl_mechanism and not settings.kafka_sasl_username:
     raise ConfigError('KAFKA_SASL_USERNAME (--kafka_sasl_username) is required '
                       'when KAFKA_SASL_MECHANISM is set')

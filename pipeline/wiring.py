@@ -6,6 +6,7 @@
           ── AttachCandidateCoupons ── ScoreCoupons ── SelectTopCoupons
           ── PublishPredictions
   dead letters of every stage ── PublishDeadLetters
+  every record's end (published, stored, nothing to publish) ── CommitEndedOffsets
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from transforms.coupons import AttachCandidateCoupons
 from transforms.events import ParseStoreEvents
 from transforms.kafka_io import ReadKafkaRecords, WriteKafkaMessages
 from transforms.kafka_python import KafkaConnection
+from transforms.offsets import CommitEndedOffsets
 from transforms.publish import PublishDeadLetters, PublishPredictions
 from transforms.scoring import ScoreCoupons, ScorerConfig
 from transforms.selection import SelectTopCoupons
@@ -55,22 +57,27 @@ def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:
   central = central_config(settings)
   write_to = lambda topic: WriteKafkaMessages(kafka, topic)
 
-  events = (p
-            | 'ReadStoreEvents' >> ReadKafkaRecords(
-                kafka, [settings.entry_topic, settings.focus_topic])
-            | 'ParseStoreEvents' >> ParseStoreEvents(settings.entry_topic,
-                                                     settings.focus_topic))
+  read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
+      kafka, [settings.entry_topic, settings.focus_topic])
+  events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(settings.entry_topic,
+                                                                    settings.focus_topic)
   entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(central)
-  ready = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
-           | 'CustomerSessions' >> CustomerSessions(
-               SessionConfig(settings.context_ttl_s, settings.focus_max_wait_s), central))
-  candidates = ready | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
+  sessions = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
+              | 'CustomerSessions' >> CustomerSessions(
+                  SessionConfig(settings.context_ttl_s), central))
+  candidates = sessions['ready'] | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
       central, settings.catalogue_refresh_s)
   scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
-  (scored['scored']
-   | 'SelectTopCoupons' >> SelectTopCoupons(settings.top_k, settings.prediction_threshold)
-   | 'PublishPredictions' >> PublishPredictions(write_to, settings.prediction_topic))
-  ((events.dead_letters, entry_contexts.dead_letters, candidates.dead_letters,
-    scored['dead_letters'])
-   | 'AllDeadLetters' >> beam.Flatten()
-   | 'PublishDeadLetters' >> PublishDeadLetters(write_to, settings.dead_letter_topic))
+  selected = scored['scored'] | 'SelectTopCoupons' >> SelectTopCoupons(
+      settings.top_k, settings.prediction_threshold)
+  published = selected.chosen | 'PublishPredictions' >> PublishPredictions(
+      write_to, settings.prediction_topic)
+  dead_lettered = ((events.dead_letters, entry_contexts.dead_letters, candidates.dead_letters,
+                    scored['dead_letters'])
+                   | 'AllDeadLetters' >> beam.Flatten()
+                   | 'PublishDeadLetters' >> PublishDeadLetters(
+                       write_to, settings.dead_letter_topic))
+  if settings.group_id:  # without a consumer group nothing is committed
+    ((read['gaps'], sessions['entries_ended'], selected.ended, published, dead_lettered)
+     | 'AllEnded' >> beam.Flatten()
+     | 'CommitEndedOffsets' >> CommitEndedOffsets(kafka))

@@ -45,6 +45,25 @@ class SourcePosition:
 
 
 @dataclasses.dataclass(frozen=True)
+class EndedOffsets:
+  """Offsets [start, end) of a topic-partition whose records have ended: each one's
+  outcome (predictions, a dead letter, a stored context, nothing above the threshold)
+  is done, or the offsets hold no record (a gap: compaction, transaction markers)."""
+  topic: str
+  partition: int
+  start: int
+  end: int
+
+  @classmethod
+  def of(cls, position: SourcePosition) -> 'EndedOffsets':
+    return cls(position.topic, position.partition, position.offset, position.offset + 1)
+
+  @property
+  def topic_partition(self) -> str:
+    return f'{self.topic}/{self.partition}'
+
+
+@dataclasses.dataclass(frozen=True)
 class EntryEvent:
   """A customer entered the store."""
   customer_id: int
@@ -120,6 +139,14 @@ class ScoredFocus:
   """A focus event with a prediction for every candidate coupon."""
   focus: FocusEvent
   predictions: tuple[CouponPrediction, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+  """The Kafka messages (key, value) one input record ends as, written together;
+  ``source``: that record (None: not from the input, nothing to commit)."""
+  source: Optional[SourcePosition]
+  messages: tuple[tuple[Optional[bytes], bytes], ...]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,27 +10,28 @@ does (Prism, Flink with the Python harness, ...).
   State: an unbounded splittable DoFn, one element per topic-partition, whose
   restriction is the offset range [next offset, inf). Each call polls once,
   claims what it got and checkpoints the rest with ``defer_remainder``; the
-  calls of one bundle share one ``poll_timeout_ms`` of waiting. The start offset is the consumer group's committed
-  offset, else ``auto_offset_reset``. The watermark trails the newest record
-  time by ``watermark_lag_s``; a caught-up (idle) partition advances it to the
-  wall clock minus the same lag, so timers downstream keep firing. Offsets are
-  committed to the group only in a bundle-finalization callback, i.e. for work
-  the runner has durably committed (Prism and Flink call it; a runner that
-  never finalizes bundles just never commits).
+  calls of one bundle share one ``poll_timeout_ms`` of waiting. The start
+  offset is the consumer group's committed offset, else ``auto_offset_reset``
+  (then committed, so that the group always has one). The watermark trails
+  the newest record time by ``watermark_lag_s``; a caught-up (idle) partition
+  advances it to the wall clock minus the same lag, so timers downstream keep
+  firing. The read commits nothing itself: offsets are committed once their
+  records have ended (transforms.offsets); offsets it skips because they hold
+  no record come out as ``gaps`` for that purpose.
 
 ``WriteToKafkaPython``
-  In:  PCollection[tuple[bytes | None, bytes]] (key, value).  Out: nothing.
+  In:  PCollection[Outgoing] (an input record's messages, key and value).
+  Out: PCollection[EndedOffsets]: the sources of the messages, once acknowledged.
   State: one producer (acks=all) per DoFn instance; every bundle is flushed
-  and every send checked before the bundle completes, so a record is
-  acknowledged by the broker before its input is considered done
-  (at-least-once; consumers drop duplicates by the message's focus_event_id).
+  and every send checked before the bundle completes and before its sources
+  are output as ended (at-least-once; consumers drop duplicates by the
+  message's focus_event_id).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import sys
-import threading
 import time
 from typing import Any, Iterator, Optional
 
@@ -39,13 +40,15 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from transforms.domain import KafkaRecord
+from transforms.domain import EndedOffsets, KafkaRecord, Outgoing
 
 _LOGGER = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 500
+RECORDS, GAPS = 'records', 'gaps'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +115,8 @@ class _UnboundedOffsetTracker(OffsetRestrictionTracker):
 
 
 def start_offset(connection: KafkaConnection, tp: TopicPartition) -> int:
-  """The group's committed offset of ``tp``, else where auto_offset_reset says."""
+  """The group's committed offset of ``tp``, else where auto_offset_reset says,
+  which is then committed: offsets are committed from there on (transforms.offsets)."""
   consumer = connection.consumer('start-offsets')
   try:
     if connection.group_id:
@@ -120,8 +124,12 @@ def start_offset(connection: KafkaConnection, tp: TopicPartition) -> int:
       if committed is not None:
         return committed
     if connection.auto_offset_reset == 'earliest':
-      return consumer.beginning_offsets([tp])[tp]
-    return consumer.end_offsets([tp])[tp]
+      offset = consumer.beginning_offsets([tp])[tp]
+    else:
+      offset = consumer.end_offsets([tp])[tp]
+    if connection.group_id:
+      consumer.commit({tp: OffsetAndMetadata(offset, '', -1)})
+    return offset
   finally:
     consumer.close()
 
@@ -132,25 +140,6 @@ class _WatermarkState(WatermarkEstimatorProvider):
 
   def create_watermark_estimator(self, state: Optional[Timestamp]) -> ManualWatermarkEstimator:
     return ManualWatermarkEstimator(state)
-
-
-class _OffsetCommitter:
-  """Commits offsets to the consumer group, one thread at a time, never backwards."""
-
-  def __init__(self, connection: KafkaConnection):
-    self._consumer = connection.consumer('committer')
-    self._lock = threading.Lock()
-    self._committed: dict[TopicPartition, int] = {}
-
-  def commit(self, tp: TopicPartition, next_offset: int) -> None:
-    with self._lock:
-      if self._committed.get(tp, -1) >= next_offset:
-        return
-      self._consumer.commit({tp: OffsetAndMetadata(next_offset, '', -1)})
-      self._committed[tp] = next_offset
-
-  def close(self) -> None:
-    self._consumer.close()
 
 
 def _to_record(message: Any) -> KafkaRecord:
@@ -190,7 +179,6 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
   def setup(self) -> None:
     self._consumers: dict[TopicPartition, KafkaConsumer] = {}
     self._next_offsets: dict[TopicPartition, int] = {}
-    self._committer = _OffsetCommitter(self._connection) if self._connection.group_id else None
 
   def _positioned_consumer(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
     """The partition's consumer, about to fetch ``offset``.
@@ -211,12 +199,9 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
   def process(
       self,
       partition: tuple[str, int],
-      finalizer=beam.DoFn.BundleFinalizerParam,  # before the SDF params: see NOTE
       tracker=beam.DoFn.RestrictionParam(),
       watermark=beam.DoFn.WatermarkEstimatorParam(_WatermarkState()),
   ) -> Iterator[beam.window.TimestampedValue]:
-    # NOTE: Beam 2.73 maps a BundleFinalizerParam declared after the
-    # restriction parameter onto the restriction's position.
     tp = TopicPartition(*partition)
     start = tracker.current_restriction().start
     consumer = self._positioned_consumer(tp, start)
@@ -227,13 +212,14 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     for message in messages:
       if not tracker.try_claim(message.offset):
         return
+      if message.offset > next_offset:  # no records there: nothing will end them
+        yield beam.pvalue.TaggedOutput(
+            GAPS, EndedOffsets(tp.topic, tp.partition, next_offset, message.offset))
       next_offset = message.offset + 1
       newest_ms = max(newest_ms or message.timestamp, message.timestamp)
       yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
     self._next_offsets[tp] = next_offset
     self._advance_watermark(watermark, newest_ms)
-    # Prism asks every bundle of a finalizing DoFn to finalize; register always.
-    finalizer.register(lambda: self._commit(tp, next_offset, start))
     tracker.defer_remainder()
 
   def start_bundle(self) -> None:
@@ -259,39 +245,33 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     if current is None or candidate > current:
       watermark.set_watermark(candidate)
 
-  def _commit(self, tp: TopicPartition, next_offset: int, start: int) -> None:
-    if self._committer is None or next_offset == start:
-      return
-    try:
-      self._committer.commit(tp, next_offset)
-    except Exception:  # a failed commit only means a re-read after a restart
-      _LOGGER.warning('Could not commit offset %d of %s', next_offset, tp, exc_info=True)
-
   def teardown(self) -> None:
     for consumer in self._consumers.values():
       consumer.close()
-    if self._committer is not None:
-      self._committer.close()
 
 
 class ReadFromKafkaPython(beam.PTransform):
-  """Unbounded read of ``topics`` into KafkaRecords (see the module docstring)."""
+  """Unbounded read of ``topics`` (see the module docstring): ``records``, and ``gaps``
+  (EndedOffsets: offsets skipped because they hold no record)."""
 
   def __init__(self, connection: KafkaConnection, topics: list[str]):
     super().__init__()
     self._connection = connection
     self._topics = topics
 
-  def expand(self, begin: beam.pvalue.PBegin) -> beam.PCollection[KafkaRecord]:
+  def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
     partitions = list_partitions(self._connection, self._topics)
-    return (begin
+    read = (begin
             | 'TopicPartitions' >> beam.Create(partitions)
             | 'SpreadPartitions' >> beam.Reshuffle()
-            | 'ReadPartitions' >> beam.ParDo(_ReadPartitionFn(self._connection)))
+            | 'ReadPartitions' >> beam.ParDo(_ReadPartitionFn(self._connection))
+            .with_outputs(GAPS, main=RECORDS))
+    return {RECORDS: read[RECORDS], GAPS: read[GAPS]}
 
 
 class _WriteFn(beam.DoFn):
-  """Sends each (key, value) and waits for every acknowledgement per bundle."""
+  """Sends the messages of each Outgoing; once the broker acknowledged every message of
+  the bundle, outputs each Outgoing's source as ended."""
 
   def __init__(self, connection: KafkaConnection, topic: str):
     self._connection = connection
@@ -302,28 +282,33 @@ class _WriteFn(beam.DoFn):
 
   def start_bundle(self) -> None:
     self._pending: list[Any] = []
+    self._sent: list[WindowedValue] = []
 
-  def process(self, message: tuple[Optional[bytes], bytes]) -> None:
-    key, value = message
-    self._pending.append(self._producer.send(self._topic, key=key, value=value))
+  def process(self, outgoing: Outgoing, timestamp=beam.DoFn.TimestampParam,
+              window=beam.DoFn.WindowParam) -> None:
+    for key, value in outgoing.messages:
+      self._pending.append(self._producer.send(self._topic, key=key, value=value))
+    if outgoing.source is not None:
+      self._sent.append(WindowedValue(EndedOffsets.of(outgoing.source), timestamp, [window]))
 
-  def finish_bundle(self) -> None:
+  def finish_bundle(self) -> Iterator[WindowedValue]:
     self._producer.flush()
     for future in self._pending:
       future.get()  # raises if the broker did not take it: the bundle is retried
-    self._pending = []
+    yield from self._sent
 
   def teardown(self) -> None:
     self._producer.close()
 
 
 class WriteToKafkaPython(beam.PTransform):
-  """Writes (key, value) pairs to ``topic`` with acks=all, flushed per bundle."""
+  """Writes Outgoing messages to ``topic`` with acks=all, flushed per bundle; outputs
+  the EndedOffsets of their sources once acknowledged."""
 
   def __init__(self, connection: KafkaConnection, topic: str):
     super().__init__()
     self._connection = connection
     self._topic = topic
 
-  def expand(self, messages: beam.PCollection[tuple[Optional[bytes], bytes]]) -> beam.pvalue.PDone:
-    return messages | 'Produce' >> beam.ParDo(_WriteFn(self._connection, self._topic))
+  def expand(self, outgoing: beam.PCollection[Outgoing]) -> beam.PCollection[EndedOffsets]:
+    return outgoing | 'Produce' >> beam.ParDo(_WriteFn(self._connection, self._topic))

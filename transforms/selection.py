@@ -1,11 +1,13 @@
 """SelectTopCoupons: scored focus events in, the coupons worth showing out.
 
 In:  PCollection[ScoredFocus].
-Out: PCollection[tuple[FocusEvent, CouponPrediction]]: at most ``top_k`` per
-     focus event, each with a prediction >= ``threshold``, best first; ties
-     are broken by the lower coupon_id, so the choice is deterministic.
-     A focus event with no coupon above the threshold yields nothing and is
-     counted (``selection.no_coupon_above_threshold``).
+Out: ``chosen``  PCollection[tuple[FocusEvent, tuple[CouponPrediction, ...]]]:
+                 at most ``top_k`` coupons per focus event, each with a prediction
+                 >= ``threshold``, best first; ties are broken by the lower
+                 coupon_id, so the choice is deterministic.
+     ``ended``   PCollection[EndedOffsets]: a focus event with no coupon above
+                 the threshold ends here, counted
+                 (``selection.no_coupon_above_threshold``).
 State: none.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.domain import CouponPrediction, FocusEvent, ScoredFocus
+from transforms.domain import CouponPrediction, EndedOffsets, ScoredFocus
 
 
 def top_coupons(predictions: tuple[CouponPrediction, ...], top_k: int,
@@ -33,11 +35,14 @@ class _SelectFn(beam.DoFn):
     self._none = Metrics.counter('selection', 'no_coupon_above_threshold')
     self._selected = Metrics.counter('selection', 'focus_with_coupons')
 
-  def process(self, scored: ScoredFocus) -> Iterator[tuple[FocusEvent, CouponPrediction]]:
+  def process(self, scored: ScoredFocus) -> Iterator[object]:
     chosen = top_coupons(scored.predictions, self._top_k, self._threshold)
-    (self._selected if chosen else self._none).inc()
-    for coupon in chosen:
-      yield scored.focus, coupon
+    if chosen:
+      self._selected.inc()
+      yield scored.focus, tuple(chosen)
+    else:
+      self._none.inc()
+      yield beam.pvalue.TaggedOutput('ended', EndedOffsets.of(scored.focus.source))
 
 
 class SelectTopCoupons(beam.PTransform):
@@ -48,6 +53,6 @@ class SelectTopCoupons(beam.PTransform):
     self._top_k = top_k
     self._threshold = threshold
 
-  def expand(self, scored: beam.PCollection[ScoredFocus]
-             ) -> beam.PCollection[tuple[FocusEvent, CouponPrediction]]:
-    return scored | 'TopK' >> beam.ParDo(_SelectFn(self._top_k, self._threshold))
+  def expand(self, scored: beam.PCollection[ScoredFocus]) -> beam.pvalue.DoOutputsTuple:
+    return scored | 'TopK' >> beam.ParDo(_SelectFn(self._top_k, self._threshold)).with_outputs(
+        'ended', main='chosen')

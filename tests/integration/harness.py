@@ -30,7 +30,6 @@ def pipeline_environment(kafka: KafkaBroker, services: LocalServices,
       'DEAD_LETTER_TOPIC_NAME': topics['deadletters'],
       'CENTRAL_URL': services.central_url,
       'COUPON_SCORER_URL': services.scorer_url,
-      'FOCUS_MAX_WAIT_SECONDS': '5',
       'METRICS_INTERVAL_SECONDS': '1',
       'METRICS_FILE': str(metrics_file),
   }

@@ -34,7 +34,7 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
 
   with running_pipeline(env, tmp_path / 'pipeline.log'):
     sent = produce(bootstrap, topics, scenario.before_entries())
-    time.sleep(2)  # the early focus events wait in their session for the entry
+    time.sleep(2)  # the early focus events are scored before their entry comes
     sent += produce(bootstrap, topics, scenario.main_wave())
     expected = expected_outcome(model, sent)
 
@@ -58,10 +58,11 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
   metrics = read_metrics(metrics_file)
   assert_accounted(metrics, expected)
   assert metrics['contexts.unknown_on_entry'] == len(scenario.unknown)
-  # Whether an early focus event waits depends on timing; every one that waited left once.
-  assert metrics['sessions.focus_buffered'] == (metrics['sessions.focus_released']
-                                                + metrics['sessions.focus_timed_out'])
-  assert metrics['sessions.focus_timed_out'] >= len(scenario.never_entered)
+  # A focus event with no context in its session fetches it at once: the early customers',
+  # the ones who never entered, and any that came before their entry's context.
+  assert metrics['contexts.fetched_on_demand'] >= len(scenario.early) + len(scenario.never_entered)
+  assert (metrics['sessions.focus_enriched_from_state'] + metrics['contexts.fetched_on_demand']
+          == expected.focus_count)
   assert metrics['predictions.written'] == len(expected.predictions)
   fault_figures.update(no_fault=True, p50_ms=metrics['focus_to_prediction_p50_ms'],
                        p99_ms=metrics['focus_to_prediction_p99_ms'])

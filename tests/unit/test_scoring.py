@@ -150,5 +150,5 @@ def test_a_retryable_failure_is_raised_once_the_retry_time_is_spent():
     with requests.Session() as session, pytest.raises(ScorerError):
       handler.request(two_focus_batch(), session)
 
-  assert time.monotonic() - started < 2.5
+  assert time.monotonic() - started < 10  # 1 s of waits; generous for a loaded machine
   assert len(stub.requests) >= 3  # first waits: 0.1-0.2 s, 0.2-0.4 s, 0.4-0.8 s

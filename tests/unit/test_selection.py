@@ -6,7 +6,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.unit.builders import focus, predictions, scored
-from transforms.domain import CouponPrediction
+from transforms.domain import CouponPrediction, EndedOffsets
 from transforms.selection import SelectTopCoupons, top_coupons
 
 
@@ -60,7 +60,7 @@ def test_no_predictions_gives_empty():
   assert top_coupons((), top_k=5, threshold=0.2) == []
 
 
-def test_select_top_coupons_emits_focus_coupon_pairs():
+def test_select_top_coupons_chooses_per_focus_and_ends_the_focus_with_none():
   first = focus(1, 100.0, offset=1)
   second = focus(2, 100.0, offset=2)
   none_above = focus(3, 100.0, offset=3)
@@ -71,11 +71,11 @@ def test_select_top_coupons_emits_focus_coupon_pairs():
   ]
 
   with test_pipeline.TestPipeline() as p:
-    pairs = (p | beam.Create(scored_focuses)
-             | SelectTopCoupons(top_k=2, threshold=0.2))
+    selected = (p | beam.Create(scored_focuses)
+                | SelectTopCoupons(top_k=2, threshold=0.2))
 
-    assert_that(pairs, equal_to([
-        (first, CouponPrediction(11, 0.9)),
-        (first, CouponPrediction(14, 0.7)),
-        (second, CouponPrediction(21, 0.3)),
-    ]))
+    assert_that(selected.chosen, equal_to([
+        (first, (CouponPrediction(11, 0.9), CouponPrediction(14, 0.7))),
+        (second, (CouponPrediction(21, 0.3),)),
+    ]), label='chosen')
+    assert_that(selected.ended, equal_to([EndedOffsets.of(none_above.source)]), label='ended')

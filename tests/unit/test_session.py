@@ -1,8 +1,8 @@
 """CustomerSessions: focus events meet their customer's context, in event time.
 
-A focus event is ready at once when its customer's context is in the session; else it
-waits up to ``max_wait_s`` for the entry, then the session fetches the context on demand
-from the central (a stub HTTP server here) and keeps it.
+A focus event is ready at once: with its customer's context from the session, else with
+the context the session fetches from the central at once (a stub HTTP server here) and
+keeps, else (the central down) with the default context, not kept.
 
 TestStream drives the watermark; the legacy BundleBasedDirectRunner runs state and
 event-time timers, in this process. Event times are whole seconds (except where the
@@ -28,10 +28,10 @@ from apache_beam.transforms.window import TimestampedValue
 from tests.unit.builders import context, entry, focus, profile
 from tests.unit.stub_http import StubHttpServer
 from transforms.central import CentralConfig
-from transforms.domain import CustomerContext, FocusEvent
+from transforms.domain import CustomerContext, EndedOffsets, FocusEvent
 from transforms.session import CustomerSessions, SessionConfig
 
-CONFIG = SessionConfig(ttl_s=100.0, max_wait_s=5.0)
+CONFIG = SessionConfig(ttl_s=100.0)
 T = 1_000_000.0  # an event time; the scenarios count seconds from it
 CUSTOMER = 7
 CENTRAL_DOWN = 666  # the stub central answers 503 for this customer
@@ -105,13 +105,12 @@ def _test_stream(steps: list[Step]) -> test_stream.TestStream:
   return stream.advance_watermark_to_infinity()
 
 
-def past_max_wait(f: FocusEvent, config: SessionConfig = CONFIG) -> Watermark:
-  """The watermark just past the end of ``f``'s wait (a whole millisecond)."""
-  return Watermark(int(f.event_time_s + config.max_wait_s) + 1)
+def entries_ended(steps: list[Step]) -> list[EndedOffsets]:
+  """Every entry of the steps ends in the session, its context stored."""
+  return [EndedOffsets.of(step[0].source) for step in steps if isinstance(step, tuple)]
 
 
-def run_sessions(central: StubCentral, steps: list[Step], ready: list,
-                 config: SessionConfig = CONFIG) -> None:
+def run_sessions(central: StubCentral, steps: list[Step], ready: list) -> None:
   """Runs the steps through CustomerSessions and checks what leaves ready."""
   options = PipelineOptions(['--streaming', '--runner=BundleBasedDirectRunner'])
   with test_pipeline.TestPipeline(options=options) as p:
@@ -120,10 +119,11 @@ def run_sessions(central: StubCentral, steps: list[Step], ready: list,
         'entries': events | 'Entries' >> beam.Filter(lambda e: not isinstance(e, FocusEvent)),
         'focuses': events | 'Focuses' >> beam.Filter(lambda e: isinstance(e, FocusEvent)),
     }
-    ready_focuses = inputs | CustomerSessions(
-        config, CentralConfig(central.base_url, timeout_s=5.0, retries=0))
+    sessions = inputs | CustomerSessions(
+        CONFIG, CentralConfig(central.base_url, timeout_s=5.0, retries=0))
 
-    assert_that(ready_focuses, equal_to(ready))
+    assert_that(sessions['ready'], equal_to(ready), label='ready')
+    assert_that(sessions['entries_ended'], equal_to(entries_ended(steps)), label='entries_ended')
 
 
 # --- Scenarios ---------------------------------------------------------------------------
@@ -138,80 +138,63 @@ def test_focus_after_entry_is_ready_with_the_entry_context(central):
   assert central.asked_for == []
 
 
-def test_focus_before_entry_is_released_when_entry_comes_within_max_wait(central):
-  customer = context(CUSTOMER)
+def test_focus_before_entry_gets_the_context_from_the_central_at_once(central):
   f = focus(CUSTOMER, T)
 
-  run_sessions(central, [f, Watermark(T + 1), arrives_entry(T + 2, customer),
-                         past_max_wait(f)],
-               ready=[(f, customer)])
-
-  assert central.asked_for == []
-
-
-def test_focus_without_entry_gets_context_fetched_on_demand_after_max_wait(central):
-  f = focus(CUSTOMER, T)
-
-  run_sessions(central, [f, past_max_wait(f)], ready=[(f, central_context(CUSTOMER))])
+  run_sessions(central, [f], ready=[(f, central_context(CUSTOMER))])
 
   assert central.asked_for == [CUSTOMER]
 
 
-def test_focus_with_millisecond_event_time_is_released_after_max_wait(central):
-  f = focus(CUSTOMER, 1095163397.768)  # 2004-09-14T12:03:17.768Z
+def test_entry_after_a_fetched_focus_replaces_the_context_for_later_focus(central):
+  first, later = focus(CUSTOMER, T, offset=1), focus(CUSTOMER, T + 20, offset=2)
+  from_entry = context(CUSTOMER, income_bracket=9)
 
-  run_sessions(central, [Watermark(int(f.event_time_s)), f, past_max_wait(f)],
-               ready=[(f, central_context(CUSTOMER))])
+  run_sessions(central, [first, Watermark(T + 1), arrives_entry(T + 2, from_entry),
+                         Watermark(T + 3), later],
+               ready=[(first, central_context(CUSTOMER)), (later, from_entry)])
+
+  assert central.asked_for == [CUSTOMER]
 
 
 def test_focus_of_customer_unknown_to_central_is_ready_with_unknown_context(central):
   stranger = 4242
   f = focus(stranger, T)
 
-  run_sessions(central, [f, past_max_wait(f)],
-               ready=[(f, CustomerContext.unknown(stranger))])
+  run_sessions(central, [f], ready=[(f, CustomerContext.unknown(stranger))])
 
 
-def test_failed_on_demand_fetch_releases_the_focus_with_the_default_context(central):
+def test_failed_fetch_gives_the_focus_the_default_context(central):
   f = focus(CENTRAL_DOWN, T)
 
-  run_sessions(central, [f, past_max_wait(f)], ready=[(f, CustomerContext.unknown(CENTRAL_DOWN))])
+  run_sessions(central, [f], ready=[(f, CustomerContext.unknown(CENTRAL_DOWN))])
 
 
 def test_default_context_is_not_kept_so_the_next_focus_asks_the_central_again(central):
   first, later = focus(CENTRAL_DOWN, T, offset=1), focus(CENTRAL_DOWN, T + 20, offset=2)
   default = CustomerContext.unknown(CENTRAL_DOWN)
 
-  run_sessions(central, [first, past_max_wait(first), later, past_max_wait(later)],
+  run_sessions(central, [first, Watermark(T + 1), later],
                ready=[(first, default), (later, default)])
 
   assert central.asked_for == [CENTRAL_DOWN, CENTRAL_DOWN]
 
 
-def test_context_fetched_on_demand_serves_later_focus_without_asking_again(central):
+def test_context_fetched_for_a_focus_serves_later_focus_without_asking_again(central):
   first, later = focus(CUSTOMER, T, offset=1), focus(CUSTOMER, T + 20, offset=2)
   fetched = central_context(CUSTOMER)
 
-  run_sessions(central, [first, past_max_wait(first), later],
+  run_sessions(central, [first, Watermark(T + 1), later],
                ready=[(first, fetched), (later, fetched)])
 
   assert central.asked_for == [CUSTOMER]
-
-
-def test_entry_after_max_wait_does_not_release_the_focus_again(central):
-  f = focus(CUSTOMER, T)
-
-  run_sessions(central, [f, past_max_wait(f),
-                         arrives_entry(T + CONFIG.max_wait_s + 2, context(CUSTOMER))],
-               ready=[(f, central_context(CUSTOMER))])
 
 
 def test_focus_after_ttl_expiry_is_not_enriched_from_the_expired_context(central):
   expired = context(CUSTOMER, age_range='18-25')
   f = focus(CUSTOMER, T + CONFIG.ttl_s + 50)
 
-  run_sessions(central, [arrives_entry(T, expired), Watermark(T + CONFIG.ttl_s + 1), f,
-                         past_max_wait(f)],
+  run_sessions(central, [arrives_entry(T, expired), Watermark(T + CONFIG.ttl_s + 1), f],
                ready=[(f, central_context(CUSTOMER))])
 
   assert central.asked_for == [CUSTOMER]
@@ -238,16 +221,7 @@ def test_unknown_customer_focus_is_ready_with_unknown_context(central):
 def test_context_of_one_customer_is_not_given_to_another(central):
   other = focus(CUSTOMER + 1, T + 3)
 
-  run_sessions(central, [arrives_entry(T, context(CUSTOMER)), Watermark(T + 1), other,
-                         past_max_wait(other)],
+  run_sessions(central, [arrives_entry(T, context(CUSTOMER)), Watermark(T + 1), other],
                ready=[(other, central_context(CUSTOMER + 1))])
 
   assert central.asked_for == [CUSTOMER + 1]
-
-
-def test_focus_is_not_lost_when_ttl_is_shorter_than_max_wait(central):
-  config = SessionConfig(ttl_s=5.0, max_wait_s=10.0)
-  f = focus(CUSTOMER, T)
-
-  run_sessions(central, [f, past_max_wait(f, config)],
-               ready=[(f, central_context(CUSTOMER))], config=config)
