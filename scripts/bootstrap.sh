@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs, once per change: the Python virtualenv with
 # the pinned packages, the Prism runner binary (built with `go install` at the
-# Beam SDK's version), and the Kafka broker's jars (Maven). Safe to re-run.
+# Beam SDK's version), the Kafka broker's jars and the Java KafkaIO jars of
+# --kafka_io=xlang (Maven, each stamped with its pom's hash). Safe to re-run.
 # Needs: python3.11, Go, Java 17 and Maven (all on this kind of machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +20,4 @@ fi
 
 .venv/bin/python -c 'from pipeline.runner import prism_binary; print("prism:", prism_binary())'
 .venv/bin/python -c 'from standins.kafka.broker import fetch_jars; fetch_jars(); print("kafka jars: ok")'
+.venv/bin/python -c 'from pipeline.xlang.runtime import fetch_xlang_jars; print("xlang jars:", fetch_xlang_jars())'

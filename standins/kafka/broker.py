@@ -28,7 +28,6 @@ Liveness checks read ``/proc``, so this module runs on Linux only.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 import shutil
@@ -49,6 +48,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from pipeline.maven import MavenError, fetch_maven_jars
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,6 @@ LOG4J_CONFIG = Path(__file__).resolve().with_name("log4j2.properties")
 KAFKA_HOME = REPO_ROOT / ".local" / "kafka"
 LIB_DIR = KAFKA_HOME / "lib"
 DEFAULT_LOG_DIR = REPO_ROOT / ".local" / "logs"
-STAMP_FILE = ".pom.sha256"
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
@@ -101,47 +101,12 @@ class ScramUser:
 
 
 def fetch_jars(lib_dir: Path = LIB_DIR) -> Path:
-    """Put the broker's jars into ``lib_dir`` with Maven, unless they are already there.
-
-    The jars are current when ``lib_dir`` holds jars and a stamp with the hash of the pom.
-    Otherwise Maven runs offline first (the local Maven repository may have everything),
-    then online, into a staging directory that replaces ``lib_dir`` only on success, so an
-    interrupted fetch never leaves a half-filled classpath behind.
-    """
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()
-    if _jars_current(lib_dir, digest):
-        return lib_dir
-    staging = lib_dir.with_name(lib_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    log.info("fetching Kafka jars into %s", lib_dir)
-    _copy_dependencies(staging)
-    (staging / STAMP_FILE).write_text(digest + "\n")
-    shutil.rmtree(lib_dir, ignore_errors=True)
-    staging.rename(lib_dir)
-    return lib_dir
-
-
-def _jars_current(lib_dir: Path, digest: str) -> bool:
-    """Whether ``lib_dir`` holds jars fetched from the pom whose hash is ``digest``."""
-    stamp = lib_dir / STAMP_FILE
-    return stamp.is_file() and stamp.read_text().strip() == digest and any(lib_dir.glob("*.jar"))
-
-
-def _copy_dependencies(output_dir: Path) -> None:
-    """Run ``mvn dependency:copy-dependencies`` on the pom, offline first, then online."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerError("mvn (Apache Maven) is not on PATH; it is needed to fetch the Kafka jars")
-    command = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={output_dir}"]
-    if subprocess.run([*command, "-o"], capture_output=True, check=False).returncode == 0:
-        return
-    log.info("not all Kafka jars are in the local Maven repository; downloading them")
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BrokerError(
-            f"fetching the Kafka jars failed (mvn exit {result.returncode}):\n{result.stdout}{result.stderr}"
-        )
+    """Put the broker's jars into ``lib_dir`` with Maven, unless they are already there
+    (``pipeline.maven``: stamped with the pom's hash, replaced only on success)."""
+    try:
+        return fetch_maven_jars(POM, lib_dir)
+    except MavenError as error:
+        raise BrokerError(str(error)) from error
 
 
 class KafkaBroker:
