@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.xlang.runtime import BOOTSTRAP_COMMAND, missing_runtime
 from transforms.central import is_valid_token
 
 
@@ -170,6 +171,11 @@ SETTINGS: tuple[Setting, ...] = (
             'SASL password', secret=True),
     Setting('kafka_ssl_cafile', 'KAFKA_SSL_CAFILE', _text, None,
             'CA bundle to verify the brokers'),
+    # Which Kafka connector.
+    Setting('kafka_io', 'KAFKA_IO', _choice('python', 'xlang'), 'python',
+            'Kafka connector: python (kafka-python in the Python harness, for the '
+            'DirectRunner) or xlang (Beam\'s cross-language Java KafkaIO, meant for Flink and '
+            f'other portable runners; needs Java and the jars of {BOOTSTRAP_COMMAND})'),
     # Tokens of the HTTP services, sent as "Authorization: Bearer <token>".
     Setting('scorer_token', 'SCORER_TOKEN', _token, None,
             'bearer token sent to the scorer', secret=True),
@@ -224,6 +230,7 @@ class Settings:
   kafka_sasl_username: Optional[str]
   kafka_sasl_password: Optional[str] = dataclasses.field(repr=False)
   kafka_ssl_cafile: Optional[str]
+  kafka_io: str
   scorer_token: Optional[str] = dataclasses.field(repr=False)
   central_token: Optional[str] = dataclasses.field(repr=False)
 
@@ -291,4 +298,17 @@ def resolve_settings(options: PipelineOptions,
   if settings.kafka_sasl_mechanism and not settings.kafka_sasl_username:
     raise ConfigError('KAFKA_SASL_USERNAME (--kafka_sasl_username) is required '
                       'when KAFKA_SASL_MECHANISM is set')
+  if settings.kafka_io == 'xlang':
+    _check_xlang(settings)
   return settings
+
+
+def _check_xlang(settings: Settings) -> None:
+  """Fails fast where KAFKA_IO=xlang cannot run: no jars, no Java, a PEM CA file."""
+  problem = missing_runtime()
+  if problem:
+    raise ConfigError(f'KAFKA_IO (--kafka_io) = xlang cannot run here: {problem}')
+  if settings.kafka_ssl_cafile:
+    raise ConfigError('KAFKA_SSL_CAFILE (--kafka_ssl_cafile) is not supported with '
+                      'KAFKA_IO=xlang: the Java Kafka client 2.4.1 that KafkaIO 2.73 is built '
+                      'for reads no PEM CA bundle (use KAFKA_IO=python)')

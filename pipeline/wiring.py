@@ -7,12 +7,20 @@
           ── PublishPredictions
   dead letters of every stage ── PublishDeadLetters
   every record's end (published, stored, nothing to publish) ── CommitEndedOffsets
+
+KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam: one expansion-service JVM serves
+every Kafka transform, and runs only while the pipeline is built (expansion happens then).
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator, Optional
+
 import apache_beam as beam
+from apache_beam.transforms.external import JavaJarExpansionService
 
 from pipeline.options import Settings
+from pipeline.xlang.runtime import expansion_service
 from transforms.central import CentralConfig
 from transforms.context import FetchCustomerContext
 from transforms.coupons import AttachCandidateCoupons
@@ -51,14 +59,31 @@ def scorer_config(settings: Settings) -> ScorerConfig:
                       token=settings.scorer_token)
 
 
+@contextlib.contextmanager
+def kafka_expansion_service(settings: Settings) -> Iterator[Optional[JavaJarExpansionService]]:
+  """For KAFKA_IO=xlang, the expansion service, started once for every Kafka transform and
+  stopped on leaving, even on failure; for python, None."""
+  if settings.kafka_io != 'xlang':
+    yield None
+    return
+  service = expansion_service()
+  with service:
+    yield service
+
+
 def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:
   """Applies the whole coupon-scoring pipeline to ``p``."""
+  with kafka_expansion_service(settings) as java:
+    _apply(p, settings, java)
+
+
+def _apply(p: beam.Pipeline, settings: Settings, java: Optional[JavaJarExpansionService]) -> None:
   kafka = kafka_connection(settings)
   central = central_config(settings)
-  write_to = lambda topic: WriteKafkaMessages(kafka, topic)
+  write_to = lambda topic: WriteKafkaMessages(kafka, topic, java)
 
   read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
-      kafka, [settings.entry_topic, settings.focus_topic])
+      kafka, [settings.entry_topic, settings.focus_topic], java)
   events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(settings.entry_topic,
                                                                     settings.focus_topic)
   entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(central)

@@ -1,45 +1,60 @@
 """The Kafka seam: the one place that decides which Kafka connector runs.
 
-``ReadKafkaRecords`` (PBegin -> ``records``: PCollection[KafkaRecord], and
-``gaps``: PCollection[EndedOffsets]) and ``WriteKafkaMessages``
-(PCollection[Outgoing] -> topic, then PCollection[EndedOffsets] of the sources
-acknowledged) are what the pipeline applies. Today they use the Python-harness connector
-(``transforms.kafka_python``), the one that runs on Prism (the
-DirectRunner). Beam's cross-language ``apache_beam.io.kafka.ReadFromKafka`` /
-``WriteToKafka`` (Java KafkaIO, for Flink) fit the same signatures: their
-read yields records with topic, partition, offset, timestamp, key and value
-(``with_metadata=True``) that map onto KafkaRecord, and their write takes
-(key, value) byte pairs.
+``ReadKafkaRecords`` (PBegin -> ``records``: PCollection[KafkaRecord] timestamped with the
+Kafka record timestamp, and ``gaps``: PCollection[EndedOffsets]) and ``WriteKafkaMessages``
+(PCollection[Outgoing] -> topic, then PCollection[EndedOffsets] of the sources written)
+are what the pipeline applies. ``KAFKA_IO`` (``--kafka_io``) chooses the connector:
+
+- ``python`` (no expansion service given): ``transforms.kafka_python``, kafka-python in
+  the Python SDK harness; the sources come out once the broker acknowledged them.
+- ``xlang`` (an expansion service given): ``transforms.kafka_xlang``, Beam's
+  cross-language ``ReadFromKafka`` / ``WriteToKafka`` (Java KafkaIO), meant for Flink and
+  other portable runners; ``gaps`` is empty, and the sources come out once handed to the
+  writer, not once acknowledged (see that module).
+
+State: none here; the connectors' own.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import apache_beam as beam
+from apache_beam.transforms.external import JavaJarExpansionService
 
 from transforms.domain import EndedOffsets, Outgoing
 from transforms.kafka_python import KafkaConnection, ReadFromKafkaPython, WriteToKafkaPython
+from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
 
 
 class ReadKafkaRecords(beam.PTransform):
-  """Reads ``topics`` forever: ``records`` (KafkaRecords stamped with the Kafka
-  timestamp) and ``gaps`` (offsets without a record, ended at once)."""
+  """Reads ``topics`` forever: ``records`` and ``gaps`` (offsets without a record)."""
 
-  def __init__(self, connection: KafkaConnection, topics: list[str]):
+  def __init__(self, connection: KafkaConnection, topics: list[str],
+               expansion_service: Optional[JavaJarExpansionService] = None):
     super().__init__()
     self._connection = connection
     self._topics = topics
+    self._expansion_service = expansion_service
 
   def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
-    return begin | 'ReadFromKafka' >> ReadFromKafkaPython(self._connection, self._topics)
+    if self._expansion_service is None:
+      return begin | 'ReadFromKafka' >> ReadFromKafkaPython(self._connection, self._topics)
+    return begin | 'ReadFromKafkaXlang' >> ReadFromKafkaXlang(
+        self._connection, self._topics, self._expansion_service)
 
 
 class WriteKafkaMessages(beam.PTransform):
-  """Writes each Outgoing's messages to ``topic``, acknowledged before the bundle ends;
-  outputs the EndedOffsets of their sources."""
+  """Writes each Outgoing's messages to ``topic``; outputs the EndedOffsets of their sources."""
 
-  def __init__(self, connection: KafkaConnection, topic: str):
+  def __init__(self, connection: KafkaConnection, topic: str,
+               expansion_service: Optional[JavaJarExpansionService] = None):
     super().__init__()
     self._connection = connection
     self._topic = topic
+    self._expansion_service = expansion_service
 
   def expand(self, outgoing: beam.PCollection[Outgoing]) -> beam.PCollection[EndedOffsets]:
-    return outgoing | 'WriteToKafka' >> WriteToKafkaPython(self._connection, self._topic)
+    if self._expansion_service is None:
+      return outgoing | 'WriteToKafka' >> WriteToKafkaPython(self._connection, self._topic)
+    return outgoing | 'WriteToKafkaXlang' >> WriteToKafkaXlang(
+        self._connection, self._topic, self._expansion_service)

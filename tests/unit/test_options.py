@@ -5,6 +5,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.options import ConfigError, Settings, resolve_settings
+from pipeline.xlang import runtime
 
 REQUIRED_ENV = {
     'ENTRY_EVENT_TOPIC_NAME': 'entry',
@@ -114,3 +115,42 @@ def test_sasl_mechanism_without_username_is_refused():
   message = config_error(KAFKA_SASL_MECHANISM='PLAIN')
 
   assert 'KAFKA_SASL_USERNAME' in message
+
+
+@pytest.fixture
+def xlang_runtime(tmp_path, monkeypatch) -> None:
+  """Jars and a launcher jar in place, and java on PATH, whatever this machine has."""
+  (tmp_path / 'lib').mkdir()
+  (tmp_path / 'lib' / 'beam.jar').touch()
+  (tmp_path / 'launcher.jar').touch()
+  monkeypatch.setattr(runtime, 'LIB_DIR', tmp_path / 'lib')
+  monkeypatch.setattr(runtime, 'LAUNCHER_JAR', tmp_path / 'launcher.jar')
+  monkeypatch.setattr(runtime.shutil, 'which', lambda name: f'/usr/bin/{name}')
+
+
+def test_kafka_io_defaults_to_python_and_refuses_other_connectors():
+  assert settings().kafka_io == 'python'
+  assert 'must be one of python, xlang' in config_error('--kafka_io=java')
+
+
+def test_kafka_io_xlang_is_accepted_with_jars_and_java(xlang_runtime):
+  assert settings(KAFKA_IO='xlang').kafka_io == 'xlang'
+
+
+def test_kafka_io_xlang_without_jars_names_the_bootstrap(xlang_runtime, tmp_path, monkeypatch):
+  monkeypatch.setattr(runtime, 'LAUNCHER_JAR', tmp_path / 'absent.jar')
+
+  message = config_error('--kafka_io=xlang')
+
+  assert 'KAFKA_IO (--kafka_io) = xlang' in message
+  assert 'scripts/bootstrap.sh' in message
+
+
+def test_kafka_io_xlang_without_java_is_refused(xlang_runtime, monkeypatch):
+  monkeypatch.setattr(runtime.shutil, 'which', lambda name: None)
+
+  assert 'java is not on PATH' in config_error(KAFKA_IO='xlang')
+
+
+def test_kafka_io_xlang_refuses_a_pem_ca_file(xlang_runtime):
+  assert 'KAFKA_SSL_CAFILE' in config_error(KAFKA_IO='xlang', KAFKA_SSL_CAFILE='/ca.pem')
