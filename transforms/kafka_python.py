@@ -49,6 +49,8 @@ from transforms.domain import EndedOffsets, KafkaRecord, Outgoing
 _LOGGER = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 500
 RECORDS, GAPS = 'records', 'gaps'
+BROKER_WAIT_MS = 180_000  # how long a running pipeline rides out an unreachable broker
+STARTUP_BROKER_WAIT_MS = 10_000  # at start, an unreachable broker stops the start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,22 +75,33 @@ class KafkaConnection:
       config['sasl_plain_password'] = self.sasl_password
     return config
 
-  def consumer(self, role: str) -> KafkaConsumer:
+  def consumer(self, role: str, broker_wait_ms: int = BROKER_WAIT_MS) -> KafkaConsumer:
+    """A consumer that waits up to ``broker_wait_ms`` for an unreachable broker."""
     return KafkaConsumer(
-        **self._client_config(), client_id=f'{self.client_id}-{role}',
-        group_id=self.group_id, enable_auto_commit=False,
-        auto_offset_reset=self.auto_offset_reset,
+        **self._client_config(), **_resilience(broker_wait_ms),
+        client_id=f'{self.client_id}-{role}', group_id=self.group_id,
+        enable_auto_commit=False, auto_offset_reset=self.auto_offset_reset,
         max_poll_records=_MAX_POLL_RECORDS)
 
   def producer(self, role: str) -> KafkaProducer:
+    """A producer that keeps retrying a send for ``BROKER_WAIT_MS`` (kafka-python's
+    default retries are unbounded within the delivery timeout)."""
     return KafkaProducer(
-        **self._client_config(), client_id=f'{self.client_id}-{role}',
-        acks='all', retries=5, linger_ms=1)
+        **self._client_config(), **_resilience(BROKER_WAIT_MS),
+        client_id=f'{self.client_id}-{role}', acks='all', linger_ms=1,
+        delivery_timeout_ms=BROKER_WAIT_MS)
+
+
+def _resilience(broker_wait_ms: int) -> dict[str, int]:
+  """Riding out a broker outage: a client made while the broker is down waits for it (its
+  version probe) instead of failing its DoFn's setup, which would fail the job on Prism;
+  reconnect attempts back off to at most 1 s, so the pipeline resumes soon after."""
+  return {'api_version_auto_timeout_ms': broker_wait_ms, 'reconnect_backoff_max_ms': 1000}
 
 
 def list_partitions(connection: KafkaConnection, topics: list[str]) -> list[tuple[str, int]]:
   """The (topic, partition) pairs of ``topics``; a missing topic is an error."""
-  consumer = connection.consumer('metadata')
+  consumer = connection.consumer('metadata', broker_wait_ms=STARTUP_BROKER_WAIT_MS)
   try:
     partitions = []
     for topic in topics:

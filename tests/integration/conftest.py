@@ -1,6 +1,7 @@
 """Fixtures that start the real parts: a Kafka broker, the central and the scorer."""
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Iterator
 
@@ -9,7 +10,8 @@ import pytest
 from standins.kafka.broker import KafkaBroker, create_topics
 from standins.services import LocalServices
 
-KAFKA_PORT = 19192
+# TEST_KAFKA_PORT: another port, for a second test run at the same time.
+KAFKA_PORT = int(os.environ.get('TEST_KAFKA_PORT', '19192'))
 SCENARIO_CUSTOMERS = 1000
 
 
