@@ -124,7 +124,7 @@ class CachedCatalogue:
   """The coupon catalogue, reloaded when older than ``refresh_s``.
 
   When a reload fails, the last good catalogue is kept and the failure only
-  raised if there never was one.
+  raised if there never was one. Thread-safe: one reload at a time.
   """
 
   def __init__(self, client: CentralClient, refresh_s: float):
@@ -132,13 +132,15 @@ class CachedCatalogue:
     self._refresh_s = refresh_s
     self._catalogue: Optional[dict[int, tuple[Coupon, ...]]] = None
     self._loaded_at = 0.0
+    self._lock = threading.Lock()
 
   def coupons_of(self, department_id: int) -> Optional[tuple[Coupon, ...]]:
     """The department's coupons, or None for a department the central lacks."""
-    if time.monotonic() - self._loaded_at > self._refresh_s:
-      self._reload()
-    assert self._catalogue is not None
-    return self._catalogue.get(department_id)
+    with self._lock:
+      if time.monotonic() - self._loaded_at > self._refresh_s:
+        self._reload()
+      assert self._catalogue is not None
+      return self._catalogue.get(department_id)
 
   def _reload(self) -> None:
     try:
