@@ -2,7 +2,8 @@
 
 A fixed scenario (225 customers entering and stopping in departments, some
 focus events ahead of their entry, some customers unknown to the central,
-one unknown department, bad input of every class) is produced to Kafka while
+one unknown department, and the bad-input corpus of tests/corpus.py among
+them) is produced to Kafka while
 the pipeline runs; the prediction and dead-letter topics must then hold
 exactly the messages computed independently from the central's database and
 the scorer's weights.
@@ -22,6 +23,11 @@ from tests.integration.scenario import IndependentModel, Scenario
 
 pytestmark = pytest.mark.integration
 OUTPUT_TIMEOUT_S = 180
+
+
+def original_bytes(letter: dict) -> bytes | None:
+  encoded = letter['original_base64']
+  return None if encoded is None else base64.b64decode(encoded)
 
 
 def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
@@ -51,8 +57,9 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
 
   assert {as_dead_letter(m) for m in letters} == expected.dead_letters
   assert len(letters) == len(expected.dead_letters)
-  originals = {message.value for message, _ in sent if message.kind not in ('entry', 'focus')}
-  assert {base64.b64decode(m['original_base64']) for m in letters
+  originals = {position: message.value for message, position in sent
+               if message.kind not in ('entry', 'focus')}
+  assert {as_dead_letter(m)[1]: original_bytes(m) for m in letters
           if m['reason'] != 'unknown_department'} == originals
 
   metrics = read_metrics(metrics_file)
