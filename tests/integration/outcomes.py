@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from kafka import KafkaConsumer, KafkaProducer
 
@@ -18,9 +18,10 @@ from tests.integration.scenario import IndependentModel, Message
 Sent = list[tuple[Message, str]]  # each message with its position 'topic/partition/offset'
 
 
-def produce(bootstrap: str, topics: dict[str, str], messages: list[Message]) -> Sent:
-  """Sends the messages; returns each with its position."""
-  producer = KafkaProducer(bootstrap_servers=bootstrap, acks='all')
+def produce(bootstrap: str, topics: dict[str, str], messages: list[Message],
+            **client_config: Any) -> Sent:
+  """Sends the messages; returns each with its position. ``client_config``: security."""
+  producer = KafkaProducer(bootstrap_servers=bootstrap, acks='all', **client_config)
   futures = [(m, producer.send(topics[m.topic_kind], key=m.key, value=m.value)) for m in messages]
   producer.flush()
   sent = []
@@ -68,10 +69,11 @@ def expected_outcome(model: IndependentModel, sent: Sent,
   return Expected(frozenset(predictions), frozenset(dead_letters), no_coupon, focus_count)
 
 
-def read_all(bootstrap: str, topic: str, count: int, timeout_s: float) -> list[dict]:
+def read_all(bootstrap: str, topic: str, count: int, timeout_s: float,
+             **client_config: Any) -> list[dict]:
   """Reads the topic until ``count`` messages came, then 3 s more for extras."""
   consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset='earliest',
-                           consumer_timeout_ms=1000)
+                           consumer_timeout_ms=1000, **client_config)
   messages, deadline, settle_until = [], time.monotonic() + timeout_s, None
   while time.monotonic() < deadline and (settle_until is None or time.monotonic() < settle_until):
     for record in consumer:
