@@ -4,7 +4,8 @@ The same scenario and the same exact expected outputs as test_end_to_end.py, thr
 ``python -m pipeline --runner=DirectRunner`` with Beam's cross-language ReadFromKafka /
 WriteToKafka: the expansion service started from the launcher jar, the Java SDK harness
 in the PROCESS environment. Skipped where the jars (scripts/bootstrap.sh) or Java are
-missing. Prints the start-up time and the pipeline's latency figures.
+missing. Prints the start-up time, the pipeline's latency figures and how many input
+offsets the group had not committed 30 s after the outputs were complete.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.xlang.runtime import missing_runtime
 from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline
@@ -23,6 +25,28 @@ pytestmark = [pytest.mark.integration, pytest.mark.xlang,
               pytest.mark.skipif(missing_runtime() is not None,
                                  reason=f'xlang runtime: {missing_runtime()}')]
 OUTPUT_TIMEOUT_S = 180
+COMMIT_TIMEOUT_S = 30
+
+
+def uncommitted(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+  """Per partition of ``topics``, how many offsets ``group`` has not committed yet."""
+  consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+  try:
+    partitions = [TopicPartition(topic, number) for topic in topics
+                  for number in consumer.partitions_for_topic(topic)]
+    ends = consumer.end_offsets(partitions)
+    behind = {tp: ends[tp] - (consumer.committed(tp) or 0) for tp in partitions}
+    return {tp: count for tp, count in behind.items() if count}
+  finally:
+    consumer.close()
+
+
+def wait_for_commits(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+  """What is still uncommitted once every offset is, or after COMMIT_TIMEOUT_S."""
+  deadline = time.monotonic() + COMMIT_TIMEOUT_S
+  while (left := uncommitted(bootstrap, group, topics)) and time.monotonic() < deadline:
+    time.sleep(1)
+  return left
 
 
 def test_xlang_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
@@ -44,6 +68,10 @@ def test_xlang_scenario_ends_as_exactly_the_expected_predictions_and_dead_letter
     written = read_all(bootstrap, topics['predictions'], len(expected.predictions),
                        OUTPUT_TIMEOUT_S)
     letters = read_all(bootstrap, topics['deadletters'], len(expected.dead_letters), 30)
+    # KafkaIO commits nothing itself: CommitEndedOffsets commits every ended record. Reported,
+    # not asserted: with either connector a partition's commits now and then stop at an
+    # early focus event although its predictions were written (under investigation).
+    left = wait_for_commits(bootstrap, env['GROUP_ID'], [topics['entry'], topics['focus']])
     time.sleep(2)  # one more metrics report
 
   got = [as_prediction(m) for m in written]
@@ -55,4 +83,5 @@ def test_xlang_scenario_ends_as_exactly_the_expected_predictions_and_dead_letter
   assert metrics['predictions.written'] == len(expected.predictions)
   fault_figures.update(xlang_start_up_s=round(start_up_s, 1),
                        p50_ms=metrics['focus_to_prediction_p50_ms'],
-                       p99_ms=metrics['focus_to_prediction_p99_ms'])
+                       p99_ms=metrics['focus_to_prediction_p99_ms'],
+                       uncommitted_offsets=sum(left.values()))
