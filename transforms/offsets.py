@@ -4,9 +4,11 @@ In:  PCollection[EndedOffsets] from every place a record ends: its predictions o
      letter acknowledged by the broker, its entry's context stored in the session, its
      "no coupon above the threshold" counted; and gaps the read skipped.
 Out: nothing; offsets committed to the consumer group.
-State, per topic-partition (a stateful DoFn keyed by "topic/partition"): the next offset
-  to commit (first taken from the group's committed offset, where the read started) and
-  the ranges ended beyond it, which wait for the ones before them.
+State: in the worker process, not in Beam state: per topic-partition, the next offset to
+  commit (first the group's committed offset, where the read started) and the ranges
+  ended beyond it, which wait for the ones before them; shared by the DoFn instances of
+  the process (``beam.utils.shared``), updated under a lock, and committed to Kafka,
+  never backwards, at the end of each bundle.
 
 Why not commit when the read's bundle is finalized: that says the runner holds the
 records, not that they have been processed. A runner without durable state (Prism) loses
@@ -14,18 +16,27 @@ what is in flight when it stops, and a restart would then skip it. Committing on
 frontier of ended records makes a restart read those again: nothing is lost, and what is
 repeated carries the same ``focus_event_id``. A record that never ends holds its
 partition's commits back (``offsets.ended_ahead`` grows), so a restart replays it.
+
+Why not Beam state (a stateful DoFn keyed by partition, as first built): on Prism 2.73 an
+update of that state was lost now and then (a partition's commits stopped at an offset
+whose record had ended: 6 runs of 6 of the fixed scenario), the same kind of loss the
+customer session showed while it buffered focus events. The process's memory is exact on
+Prism, whose Python worker is one process (LOOPBACK). A runner with several worker
+processes would need the marks of a partition to meet in one of them (a keyed step):
+not built, as no such runner can be had here; after a restart the frontier starts again
+from the committed offsets, so nothing is lost there either.
 """
 from __future__ import annotations
 
 import logging
-import typing
+import threading
+import uuid
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam import coders
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from kafka import TopicPartition
+from apache_beam.utils import shared
+from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from transforms.domain import EndedOffsets
@@ -47,53 +58,65 @@ def advance(next_offset: int, ahead: Ahead, ended: EndedOffsets) -> int:
       next_offset = max(next_offset, ahead.pop(start))
 
 
-class _CommitFrontierFn(beam.DoFn):
-  NEXT = ReadModifyWriteStateSpec('next', coders.VarIntCoder())
-  AHEAD = ReadModifyWriteStateSpec('ahead', coders.PickleCoder())
+class _Frontiers:
+  """Every partition's frontier in this process; commits them, one caller at a time."""
 
-  def __init__(self, connection: KafkaConnection):
-    self._connection = connection
-    self._commits = Metrics.counter('offsets', 'commits')
-    self._ahead_size = Metrics.distribution('offsets', 'ended_ahead')
+  def __init__(self, consumer: KafkaConsumer):
+    self._consumer = consumer
+    self._next: dict[TopicPartition, int] = {}
+    self._ahead: dict[TopicPartition, Ahead] = {}
+    self._committed: dict[TopicPartition, int] = {}
+    self._lock = threading.Lock()
 
-  def setup(self) -> None:
-    self._consumer = self._connection.consumer('committer')
-
-  def start_bundle(self) -> None:
-    self._to_commit: dict[TopicPartition, int] = {}
-
-  def process(self, keyed: tuple[str, EndedOffsets],
-              next_state=beam.DoFn.StateParam(NEXT),
-              ahead_state=beam.DoFn.StateParam(AHEAD)) -> None:
-    _, ended = keyed
+  def end(self, ended: EndedOffsets) -> int:
+    """Takes ``ended`` into its partition's frontier; returns how many ranges wait there."""
     tp = TopicPartition(ended.topic, ended.partition)
-    current = next_state.read()
-    if current is None:
-      current = self._committed(tp, ended.start)
-    ahead: Ahead = ahead_state.read() or {}
-    next_offset = advance(current, ahead, ended)
-    next_state.write(next_offset)
-    ahead_state.write(ahead)
-    self._ahead_size.update(len(ahead))
-    if next_offset > current:
-      self._to_commit[tp] = next_offset
+    with self._lock:
+      if tp not in self._next:
+        self._next[tp] = self._group_offset(tp, ended.start)
+      ahead = self._ahead.setdefault(tp, {})
+      self._next[tp] = advance(self._next[tp], ahead, ended)
+      return len(ahead)
 
-  def _committed(self, tp: TopicPartition, fallback: int) -> int:
+  def commit(self) -> int:
+    """Commits every partition whose frontier moved; returns how many."""
+    with self._lock:
+      moved = {tp: offset for tp, offset in self._next.items()
+               if offset > self._committed.get(tp, -1)}
+      if moved:
+        self._consumer.commit({tp: OffsetAndMetadata(offset, '', -1)
+                               for tp, offset in moved.items()})
+        self._committed.update(moved)
+      return len(moved)
+
+  def _group_offset(self, tp: TopicPartition, fallback: int) -> int:
     """Where the read started: the read commits its start for a group that had none."""
     committed: Optional[int] = self._consumer.committed(tp)
     if committed is None:
       _LOGGER.warning('No committed offset for %s; committing from %d on', tp, fallback)
       return fallback
+    self._committed[tp] = committed
     return committed
 
-  def finish_bundle(self) -> None:
-    if self._to_commit:
-      self._consumer.commit({tp: OffsetAndMetadata(offset, '', -1)
-                             for tp, offset in self._to_commit.items()})
-      self._commits.inc(len(self._to_commit))
 
-  def teardown(self) -> None:
-    self._consumer.close()
+class _CommitFrontierFn(beam.DoFn):
+
+  def __init__(self, connection: KafkaConnection):
+    self._connection = connection
+    self._shared = shared.Shared()
+    self._tag = uuid.uuid4().hex  # one set of frontiers per pipeline and process
+    self._commits = Metrics.counter('offsets', 'commits')
+    self._ahead_size = Metrics.distribution('offsets', 'ended_ahead')
+
+  def setup(self) -> None:
+    self._frontiers = self._shared.acquire(
+        lambda: _Frontiers(self._connection.consumer('committer')), tag=self._tag)
+
+  def process(self, ended: EndedOffsets) -> None:
+    self._ahead_size.update(self._frontiers.end(ended))
+
+  def finish_bundle(self) -> None:
+    self._commits.inc(self._frontiers.commit())
 
 
 class CommitEndedOffsets(beam.PTransform):
@@ -104,8 +127,5 @@ class CommitEndedOffsets(beam.PTransform):
     self._connection = connection
 
   def expand(self, ended: beam.PCollection[EndedOffsets]) -> beam.pvalue.PDone:
-    (ended
-     | 'ByPartition' >> beam.Map(lambda e: (e.topic_partition, e)).with_output_types(
-         beam.typehints.KV[str, typing.Any])
-     | 'CommitFrontier' >> beam.ParDo(_CommitFrontierFn(self._connection)))
+    ended | 'CommitFrontier' >> beam.ParDo(_CommitFrontierFn(self._connection))
     return beam.pvalue.PDone(ended.pipeline)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.integration.scenario import IndependentModel, Message
+from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline
+from tests.integration.scenario import IndependentModel, Message, Scenario
 
 Sent = list[tuple[Message, str]]  # each message with its position 'topic/partition/offset'
+OUTPUT_TIMEOUT_S = 240
 
 
 def produce(bootstrap: str, topics: dict[str, str], messages: list[Message],
@@ -104,3 +107,61 @@ def assert_accounted(metrics: dict, expected: Expected) -> None:
   assert no_coupon == expected.no_coupon
   assert (metrics['selection.focus_with_coupons'] + no_coupon + focus_dead_letters
           == expected.focus_count)
+
+
+def uncommitted(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+  """Per partition of ``topics``, how many offsets ``group`` has not committed yet."""
+  consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+  try:
+    partitions = [TopicPartition(topic, number) for topic in topics
+                  for number in consumer.partitions_for_topic(topic)]
+    ends = consumer.end_offsets(partitions)
+    behind = {tp: ends[tp] - (consumer.committed(tp) or 0) for tp in partitions}
+    return {tp: count for tp, count in behind.items() if count}
+  finally:
+    consumer.close()
+
+
+def wait_for_commits(bootstrap: str, group: str, topics: list[str],
+                     timeout_s: float = 30) -> dict[TopicPartition, int]:
+  """What is still uncommitted once every offset is, or after ``timeout_s``."""
+  deadline = time.monotonic() + timeout_s
+  while (left := uncommitted(bootstrap, group, topics)) and time.monotonic() < deadline:
+    time.sleep(1)
+  return left
+
+
+@dataclasses.dataclass(frozen=True)
+class ScenarioRun:
+  """What one run of the fixed scenario produced, expected and got."""
+  sent: Sent
+  expected: Expected
+  written: list[dict]
+  letters: list[dict]
+  metrics: dict
+  start_up_s: float
+  uncommitted: dict[TopicPartition, int]
+
+
+def run_fixed_scenario(kafka, services, topics: dict[str, str], tmp_path: Path,
+                       **settings: str) -> ScenarioRun:
+  """``python -m pipeline`` (with ``settings`` in its environment) on the fixed scenario:
+  the early focus events, 2 s later the main wave; then both output topics, and what the
+  group left uncommitted once the outputs were complete."""
+  scenario, metrics_file = Scenario(), tmp_path / 'metrics.json'
+  env = {**pipeline_environment(kafka, services, topics, metrics_file), **settings}
+  bootstrap = kafka.bootstrap_servers
+  started = time.monotonic()
+  with running_pipeline(env, tmp_path / 'pipeline.log'):
+    start_up_s = time.monotonic() - started
+    sent = produce(bootstrap, topics, scenario.before_entries())
+    time.sleep(2)  # the early focus events are scored before their entry comes
+    sent += produce(bootstrap, topics, scenario.main_wave())
+    expected = expected_outcome(IndependentModel(services.db_path), sent)
+    written = read_all(bootstrap, topics['predictions'], len(expected.predictions),
+                       OUTPUT_TIMEOUT_S)
+    letters = read_all(bootstrap, topics['deadletters'], len(expected.dead_letters), 30)
+    left = wait_for_commits(bootstrap, env['GROUP_ID'], [topics['entry'], topics['focus']])
+    time.sleep(2)  # one more metrics report
+  return ScenarioRun(sent, expected, written, letters, read_metrics(metrics_file),
+                     start_up_s, left)

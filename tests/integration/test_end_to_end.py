@@ -11,18 +11,15 @@ the scorer's weights.
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline
 from tests.integration.outcomes import (as_dead_letter, as_prediction, assert_accounted,
-                                        expected_outcome, produce, read_all)
-from tests.integration.scenario import IndependentModel, Scenario
+                                        run_fixed_scenario)
+from tests.integration.scenario import Scenario
 
 pytestmark = pytest.mark.integration
-OUTPUT_TIMEOUT_S = 180
 
 
 def original_bytes(letter: dict) -> bytes | None:
@@ -32,22 +29,8 @@ def original_bytes(letter: dict) -> bytes | None:
 
 def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
     kafka, services, topics, tmp_path: Path, fault_figures: dict):
-  scenario = Scenario()
-  model = IndependentModel(services.db_path)
-  metrics_file = tmp_path / 'metrics.json'
-  env = pipeline_environment(kafka, services, topics, metrics_file)
-  bootstrap = kafka.bootstrap_servers
-
-  with running_pipeline(env, tmp_path / 'pipeline.log'):
-    sent = produce(bootstrap, topics, scenario.before_entries())
-    time.sleep(2)  # the early focus events are scored before their entry comes
-    sent += produce(bootstrap, topics, scenario.main_wave())
-    expected = expected_outcome(model, sent)
-
-    written = read_all(bootstrap, topics['predictions'], len(expected.predictions),
-                       OUTPUT_TIMEOUT_S)
-    letters = read_all(bootstrap, topics['deadletters'], len(expected.dead_letters), 30)
-    time.sleep(2)  # one more metrics report
+  run = run_fixed_scenario(kafka, services, topics, tmp_path)
+  scenario, expected, written, letters = Scenario(), run.expected, run.written, run.letters
 
   got = [as_prediction(m) for m in written]
   assert len(got) == len(set(got)), 'duplicate prediction results'
@@ -57,12 +40,12 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
 
   assert {as_dead_letter(m) for m in letters} == expected.dead_letters
   assert len(letters) == len(expected.dead_letters)
-  originals = {position: message.value for message, position in sent
+  originals = {position: message.value for message, position in run.sent
                if message.kind not in ('entry', 'focus')}
   assert {as_dead_letter(m)[1]: original_bytes(m) for m in letters
           if m['reason'] != 'unknown_department'} == originals
 
-  metrics = read_metrics(metrics_file)
+  metrics = run.metrics
   assert_accounted(metrics, expected)
   assert metrics['contexts.unknown_on_entry'] == len(scenario.unknown)
   # A focus event with no context in its session fetches it at once: the early customers',
@@ -71,5 +54,7 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
   assert (metrics['sessions.focus_enriched_from_state'] + metrics['contexts.fetched_on_demand']
           == expected.focus_count)
   assert metrics['predictions.written'] == len(expected.predictions)
+  # Every record has ended, so the group has committed every input offset.
+  assert run.uncommitted == {}
   fault_figures.update(no_fault=True, p50_ms=metrics['focus_to_prediction_p50_ms'],
                        p99_ms=metrics['focus_to_prediction_p99_ms'])

@@ -19,12 +19,11 @@ from standins.services import LocalServices
 from tests.integration.conftest import SCENARIO_CUSTOMERS
 from tests.integration.harness import (pipeline_environment, read_metrics, running_pipeline,
                                        wait_for_metric)
-from tests.integration.outcomes import (Expected, as_dead_letter, as_prediction,
+from tests.integration.outcomes import (OUTPUT_TIMEOUT_S, Expected, as_dead_letter, as_prediction,
                                         assert_accounted, expected_outcome, produce, read_all)
 from tests.integration.scenario import IndependentModel, Scenario
 
 pytestmark = pytest.mark.integration
-OUTPUT_TIMEOUT_S = 240
 
 
 def own_services(tmp_path: Path, scorer_options: tuple[str, ...] = ()) -> LocalServices:

@@ -19,10 +19,10 @@ import pytest
 from standins.kafka.broker import KafkaBroker, create_topics
 from tests.integration.harness import (pipeline_environment, read_metrics, running_pipeline,
                                        start_pipeline, stop_pipeline, wait_for_metric)
-from tests.integration.outcomes import (as_dead_letter, as_prediction, assert_accounted,
+from tests.integration.outcomes import (OUTPUT_TIMEOUT_S, as_dead_letter, as_prediction, assert_accounted,
                                         expected_outcome, produce, read_all)
 from tests.integration.scenario import IndependentModel, Scenario
-from tests.integration.test_faults import OUTPUT_TIMEOUT_S, assert_outcome, own_services
+from tests.integration.test_faults import assert_outcome, own_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCORER_OUTAGE_S = 30
