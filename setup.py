@@ -15,7 +15,7 @@ setuptools.setup(
     version='0.1.0',
     description='Real-time coupon scoring for physical stores: an Apache Beam streaming pipeline',
     python_requires='>=3.11',
-    packages=['pipeline', 'transforms', 'schema'],
-    package_data={'schema': ['*.avsc', '*.json']},
+    packages=['pipeline', 'pipeline.xlang', 'transforms', 'schema'],
+    package_data={'schema': ['*.avsc', '*.json'], 'pipeline.xlang': ['pom.xml', '*.sh']},
     install_requires=PINNED,
 )
