@@ -104,8 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('client_id', 'CLIENT_ID', _text, 'kafkaClients',
             'client id of every Kafka client (suffixed per client)'),
     Setting('group_id', 'GROUP_ID', _text, None,
-            'consumer group: start offsets are read from it and offsets of '
-            'finalized bundles committed to it; none means no commits'),
+            'consumer group: start offsets are read from it, and a partition\'s offset is '
+            'committed to it once every record before it has ended; none means no commits'),
     Setting('poll_timeout_ms', 'POLL_TIMEOUT', _positive_int, 100,
             'time spent waiting for messages in one poll round (ms); the partitions '
             'read in one bundle share it'),
