@@ -12,6 +12,7 @@ values (message and traceback), and so do the start-up error messages.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
@@ -24,7 +25,7 @@ from apache_beam.runners.runner import PipelineState
 from kafka.errors import KafkaError
 
 from pipeline.metrics import report
-from pipeline.options import ConfigError, Settings, resolve_settings
+from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import route_runner
 from pipeline.wiring import build_pipeline
 
@@ -69,6 +70,9 @@ def cannot_start_message(error: Exception, settings: Settings) -> str:
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
+  if argv and ('-h' in argv or '--help' in argv):
+    print_help()
+    return 0
   options = PipelineOptions(argv)
   try:
     settings = resolve_settings(options)
@@ -102,6 +106,15 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
     result.cancel()
   _LOGGER.info('pipeline %s', result.state)
   return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
+
+
+def print_help() -> None:
+  """The service's settings (Beam's own flags are accepted too: see Beam's PipelineOptions)."""
+  parser = argparse.ArgumentParser(
+      prog='python -m pipeline', description='The coupon-scoring pipeline. Every setting is '
+      'also an environment variable (flags win). Beam pipeline options are accepted too.')
+  CouponScoringOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+  parser.print_help()
 
 
 def _interrupt(signum: int, frame) -> None:
