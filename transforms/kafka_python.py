@@ -127,22 +127,27 @@ class _UnboundedOffsetTracker(OffsetRestrictionTracker):
     return False
 
 
-def start_offset(connection: KafkaConnection, tp: TopicPartition) -> int:
-  """The group's committed offset of ``tp``, else where auto_offset_reset says,
-  which is then committed: offsets are committed from there on (transforms.offsets)."""
+def start_offsets(connection: KafkaConnection,
+                  partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+  """Each partition's committed offset in the group, else where auto_offset_reset says,
+  which is then committed: offsets are committed from there on (transforms.offsets).
+  One consumer for all the partitions."""
   consumer = connection.consumer('start-offsets')
   try:
+    starts = {}
     if connection.group_id:
-      committed = consumer.committed(tp)
-      if committed is not None:
-        return committed
+      committed = {tp: consumer.committed(tp) for tp in partitions}
+      starts = {tp: offset for tp, offset in committed.items() if offset is not None}
+    unset = [tp for tp in partitions if tp not in starts]
+    if not unset:
+      return starts
     if connection.auto_offset_reset == 'earliest':
-      offset = consumer.beginning_offsets([tp])[tp]
+      reset = consumer.beginning_offsets(unset)
     else:
-      offset = consumer.end_offsets([tp])[tp]
+      reset = consumer.end_offsets(unset)
     if connection.group_id:
-      consumer.commit({tp: OffsetAndMetadata(offset, '', -1)})
-    return offset
+      consumer.commit({tp: OffsetAndMetadata(offset, '', -1) for tp, offset in reset.items()})
+    return {**starts, **reset}
   finally:
     consumer.close()
 
@@ -174,7 +179,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     self._connection = connection
 
   def initial_restriction(self, partition: tuple[str, int]) -> OffsetRange:
-    return OffsetRange(start_offset(self._connection, TopicPartition(*partition)),
+    tp = TopicPartition(*partition)
+    return OffsetRange(start_offsets(self._connection, [tp])[tp],
                        sys.maxsize)
 
   def create_tracker(self, restriction: OffsetRange) -> _UnboundedOffsetTracker:

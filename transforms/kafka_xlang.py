@@ -14,7 +14,7 @@ the caller manages (pipeline.xlang.runtime: a JVM the SDK starts and stops).
   The input topics here are neither compacted nor transactional.
   State: KafkaIO's own (per-partition offset restrictions, in the runner). At pipeline
   construction, the group's start offset is committed for every partition that has none
-  (``kafka_python.start_offset``), so that KafkaIO starts there and transforms.offsets
+  (``kafka_python.start_offsets``), so that KafkaIO starts there and transforms.offsets
   finds it; KafkaIO itself commits nothing (``enable.auto.commit=false``;
   ``commit_offset_in_finalize`` needs stable input, which Prism 2.73 refuses).
 
@@ -42,7 +42,7 @@ from kafka import TopicPartition
 
 from transforms.domain import EndedOffsets, KafkaRecord, Outgoing
 from transforms.kafka_python import (GAPS, RECORDS, KafkaConnection, list_partitions,
-                                     start_offset)
+                                     start_offsets)
 
 _LOGIN_MODULES = {
     'PLAIN': 'org.apache.kafka.common.security.plain.PlainLoginModule',
@@ -89,8 +89,8 @@ def to_kafka_record(row: Any) -> KafkaRecord:
 
 def commit_start_offsets(connection: KafkaConnection, topics: list[str]) -> None:
   """Commits, for every partition the group has no offset for, where it starts."""
-  for topic, partition in list_partitions(connection, topics):
-    start_offset(connection, TopicPartition(topic, partition))
+  start_offsets(connection, [TopicPartition(topic, partition)
+                             for topic, partition in list_partitions(connection, topics)])
 
 
 class ReadFromKafkaXlang(beam.PTransform):
