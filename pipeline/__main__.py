@@ -3,9 +3,10 @@
 Settings come from flags and environment variables (pipeline/options.py);
 every other flag is Beam's. A bad setting stops the start with a message that
 names it. Ctrl-C (SIGINT) and SIGTERM both stop it the same way: a last
-metrics report, then the job is cancelled. Offsets are committed only for
-bundles the runner finalized, so a restart resumes from there: work in flight
-is read again (duplicates carry the same ``focus_event_id``), none is lost.
+metrics report, then the job is cancelled. Offsets are committed only once
+their records have ended (transforms.offsets), so a restart resumes from
+there: work in flight is read again (duplicates carry the same
+``focus_event_id``), none is lost.
 
 Secrets never reach the output: every log handler masks the settings' secret
 values (message and traceback), and so do the start-up error messages.

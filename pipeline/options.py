@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.xlang.runtime import BOOTSTRAP_COMMAND, missing_runtime
-from transforms.central import is_valid_token
+from transforms.central import is_valid_token, masked
 
 
 class ConfigError(ValueError):
@@ -254,7 +254,7 @@ class Settings:
   def redact(self, text: str) -> str:
     """``text`` with every secret value replaced by ``***``."""
     for secret in self.secrets():
-      text = text.replace(secret, '***')
+      text = masked(text, secret)
     return text
 
 

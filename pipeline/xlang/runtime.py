@@ -21,7 +21,7 @@ from typing import Optional
 
 from apache_beam.transforms.external import JavaJarExpansionService
 
-from pipeline.maven import fetch_maven_jars
+from pipeline.maven import STAMP_FILE, fetch_maven_jars
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -35,9 +35,11 @@ BOOTSTRAP_COMMAND = 'scripts/bootstrap.sh'
 
 
 def fetch_xlang_jars() -> Path:
-  """Fetches the jars of the pom (once per pom change) and builds the launcher jar."""
+  """Fetches the jars of the pom and builds the launcher jar, each once per pom change."""
   fetch_maven_jars(POM, LIB_DIR)
-  _write_launcher_jar(sorted(LIB_DIR.glob('*.jar')))
+  stamp = LIB_DIR / STAMP_FILE
+  if not LAUNCHER_JAR.is_file() or LAUNCHER_JAR.stat().st_mtime < stamp.stat().st_mtime:
+    _write_launcher_jar(sorted(LIB_DIR.glob('*.jar')))
   return LAUNCHER_JAR
 
 
