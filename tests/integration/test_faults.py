@@ -20,7 +20,8 @@ from tests.integration.conftest import SCENARIO_CUSTOMERS
 from tests.integration.harness import (pipeline_environment, read_metrics, running_pipeline,
                                        wait_for_metric)
 from tests.integration.outcomes import (OUTPUT_TIMEOUT_S, Expected, as_dead_letter, as_prediction,
-                                        assert_accounted, expected_outcome, produce, read_all)
+                                        assert_accounted, expected_outcome, produce, read_all,
+                                        wait_for_focus_ends)
 from tests.integration.scenario import IndependentModel, Scenario
 
 pytestmark = pytest.mark.integration
@@ -32,8 +33,10 @@ def own_services(tmp_path: Path, scorer_options: tuple[str, ...] = ()) -> LocalS
                        scorer_options=scorer_options, local_dir=tmp_path / 'services')
 
 
-def assert_outcome(kafka, topics: dict[str, str], expected: Expected) -> list[dict]:
-  """Reads both output topics and checks them against ``expected``; returns the predictions."""
+def assert_outcome(kafka, topics: dict[str, str], expected: Expected,
+                   metrics_file: Path) -> list[dict]:
+  """Reads both output topics and checks them against ``expected``, then lets the
+  pipeline's counters catch up with every focus event; returns the predictions."""
   written = read_all(kafka.bootstrap_servers, topics['predictions'], len(expected.predictions),
                      OUTPUT_TIMEOUT_S)
   letters = read_all(kafka.bootstrap_servers, topics['deadletters'], len(expected.dead_letters),
@@ -42,6 +45,7 @@ def assert_outcome(kafka, topics: dict[str, str], expected: Expected) -> list[di
   assert len(got) == len(set(got)), 'duplicate prediction results'
   assert set(got) == expected.predictions
   assert sorted(as_dead_letter(m) for m in letters) == sorted(expected.dead_letters)
+  wait_for_focus_ends(metrics_file, expected)
   return written
 
 
@@ -67,7 +71,7 @@ def test_flaky_scorer_everything_is_scored_in_the_end_and_retries_are_counted(
   with running_pipeline(env, tmp_path / 'pipeline.log'):
     sent = produce(kafka.bootstrap_servers, topics, scenario.main_wave())
     expected = expected_outcome(IndependentModel(flaky_scorer.db_path), sent)
-    assert_outcome(kafka, topics, expected)
+    assert_outcome(kafka, topics, expected, metrics_file)
     time.sleep(2)  # one more metrics report
 
   metrics, injected = read_metrics(metrics_file), scorer_metrics(flaky_scorer)
@@ -104,7 +108,7 @@ def test_central_down_during_entries_then_back_focus_events_fetch_their_context(
                                   entry_dead_letter='context_fetch_failed')
       expected = dataclasses.replace(expected, dead_letters=expected.dead_letters - {
           ('context_fetch_failed', position) for _, position in warm})
-      assert_outcome(kafka, topics, expected)
+      assert_outcome(kafka, topics, expected, metrics_file)
       time.sleep(2)  # one more metrics report
 
   metrics = read_metrics(metrics_file)

@@ -44,7 +44,7 @@ def test_scorer_down_30_s_the_backlog_drains_and_nothing_is_dropped(
       services.start_service('scorer')
       back_at = time.monotonic()
       expected = expected_outcome(IndependentModel(services.db_path), sent)
-      assert_outcome(kafka, topics, expected)
+      assert_outcome(kafka, topics, expected, metrics_file)
       fault_figures['drained_after_s'] = round(time.monotonic() - back_at, 1)
       time.sleep(2)  # one more metrics report
 
@@ -75,7 +75,7 @@ def test_central_down_throughout_focus_events_are_scored_with_the_default_contex
                                                                  != scenario.warm_customer))
       warm_entry = {('context_fetch_failed', position) for _, position in warm}
       expected = dataclasses.replace(expected, dead_letters=expected.dead_letters - warm_entry)
-      assert_outcome(kafka, topics, expected)
+      assert_outcome(kafka, topics, expected, metrics_file)
       time.sleep(2)  # one more metrics report
 
   metrics = read_metrics(metrics_file)
