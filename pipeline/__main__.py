@@ -2,11 +2,16 @@
 
 Settings come from flags and environment variables (pipeline/options.py);
 every other flag is Beam's. A bad setting stops the start with a message that
-names it. Ctrl-C (SIGINT) and SIGTERM both stop it the same way: a last
-metrics report, then the job is cancelled. Offsets are committed only once
+names it. Ctrl-C (SIGINT) and SIGTERM both stop it the same way: a drain
+(transforms.drain: the read stops, what was read is written and committed,
+for at most DRAIN_TIMEOUT_SECONDS), a last metrics report, then the job is
+cancelled; a second signal cancels at once. Offsets are committed only once
 their records have ended (transforms.offsets), so a restart resumes from
-there: work in flight is read again (duplicates carry the same
-``focus_event_id``), none is lost.
+there: after a drain it repeats nothing; after a crash, or a drain that timed
+out, work in flight is read again (duplicates carry the same
+``focus_event_id``), none is lost. Each start is counted in the failure journal
+(transforms.quarantine): a record that failed the job on consecutive starts is
+dead-lettered as ``poison_pill`` on the next.
 
 Secrets never reach the output: every log handler masks the settings' secret
 values (message and traceback), and so do the start-up error messages.
@@ -18,17 +23,20 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.runners.runner import PipelineState
+from apache_beam.runners.runner import PipelineResult, PipelineState
 from kafka.errors import KafkaError
 
 from pipeline.metrics import report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import route_runner
 from pipeline.wiring import build_pipeline
+from transforms.drain import RunProgress, progress
+from transforms.quarantine import FailureJournal
 
 _LOGGER = logging.getLogger('pipeline')
 
@@ -88,25 +96,51 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     return 1
 
 
+def failure_journal(settings: Settings) -> FailureJournal:
+  """This start, counted in the group's failure journal."""
+  path = settings.failure_journal or str(
+      Path('.local') / 'state' / f'failures-{settings.group_id or "no-group"}.json')
+  return FailureJournal.begin(path)
+
+
 def _run(options: PipelineOptions, settings: Settings) -> int:
   p = beam.Pipeline(options=route_runner(options))
+  journal = failure_journal(settings)
   try:
-    build_pipeline(p, settings)
+    run_id = build_pipeline(p, settings, journal)
   except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
     print(cannot_start_message(error, settings), file=sys.stderr)
     return 2
   result = p.run()
-  _LOGGER.info('pipeline started; Ctrl-C stops it')
+  _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
   try:
     while not PipelineState.is_terminal(result.state):
       time.sleep(settings.metrics_interval_s)
       report(result, settings.metrics_file)
   except KeyboardInterrupt as stop:
     _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
+    drain(result, progress(run_id), settings.drain_timeout_s)
     report(result, settings.metrics_file)
     result.cancel()
   _LOGGER.info('pipeline %s', result.state)
   return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
+
+
+def drain(result: PipelineResult, run: RunProgress, timeout_s: float) -> None:
+  """Stops the read and waits until every record read is committed, the job ends, the
+  timeout passes or another signal comes; logs which."""
+  run.request()
+  started = time.monotonic()
+  try:
+    while run.in_flight() and time.monotonic() - started < timeout_s:
+      if PipelineState.is_terminal(result.state):
+        break
+      time.sleep(0.1)
+  except KeyboardInterrupt:
+    _LOGGER.info('second signal: cancelling without waiting')
+  left = run.in_flight()
+  _LOGGER.info('drain %s after %.1f s: %d records read and not committed',
+               'complete' if not left else 'incomplete', time.monotonic() - started, left)
 
 
 def print_help() -> None:

@@ -153,6 +153,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('catalogue_refresh_s', 'CATALOGUE_REFRESH_SECONDS',
             _positive_float, 300.0,
             'how often the coupon catalogue is reloaded from the central'),
+    # Faults: bounded dead letters, writes, drain, quarantine.
+    Setting('dead_letter_max_original_bytes', 'DEAD_LETTER_MAX_ORIGINAL_BYTES', _positive_int,
+            64 * 1024,
+            'most bytes of the original input a dead letter carries (its first bytes; the '
+            'whole one\'s size and SHA-256 are always there)'),
+    Setting('kafka_write_timeout_s', 'KAFKA_WRITE_TIMEOUT_SECONDS', _positive_float, 180.0,
+            'how long a write keeps retrying (broker down, topic missing) before its record '
+            'ends as a publish_failed dead letter (a dead letter\'s own write: a counted, '
+            'logged drop)'),
+    Setting('drain_timeout_s', 'DRAIN_TIMEOUT_SECONDS', _positive_float, 30.0,
+            'on SIGTERM or Ctrl-C, how long to wait for what was read to be written and '
+            'committed before cancelling'),
+    Setting('failure_journal', 'FAILURE_JOURNAL', _text, None,
+            'JSON file of the input records that failed the job (default '
+            '.local/state/failures-<GROUP_ID>.json)'),
+    Setting('quarantine_after', 'QUARANTINE_AFTER_FAILURES', _positive_int, 2,
+            'a record that failed the job on this many consecutive starts is dead-lettered '
+            '(poison_pill) on the next'),
     # Reporting.
     Setting('metrics_interval_s', 'METRICS_INTERVAL_SECONDS', _positive_float, 10.0,
             'how often the running pipeline logs its metrics'),
@@ -223,6 +241,11 @@ class Settings:
   central_retries: int
   central_max_concurrency: int
   catalogue_refresh_s: float
+  dead_letter_max_original_bytes: int
+  kafka_write_timeout_s: float
+  drain_timeout_s: float
+  failure_journal: Optional[str]
+  quarantine_after: int
   metrics_interval_s: float
   metrics_file: Optional[str]
   kafka_security_protocol: str

@@ -5,7 +5,7 @@
       focuses ──────────────────────────┴── CustomerSessions (keyed by customer)
           ── AttachCandidateCoupons ── ScoreCoupons ── SelectTopCoupons
           ── PublishPredictions
-  dead letters of every stage ── PublishDeadLetters
+  dead letters of every stage (and refused predictions) ── PublishDeadLetters
   every record's end (published, stored, nothing to publish) ── CommitEndedOffsets
 
 KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam: one expansion-service JVM serves
@@ -14,6 +14,8 @@ every Kafka transform, and runs only while the pipeline is built (expansion happ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import uuid
 from typing import Iterator, Optional
 
 import apache_beam as beam
@@ -29,6 +31,7 @@ from transforms.kafka_io import ReadKafkaRecords, WriteKafkaMessages
 from transforms.kafka_python import KafkaConnection
 from transforms.offsets import CommitEndedOffsets
 from transforms.publish import PublishDeadLetters, PublishPredictions
+from transforms.quarantine import FailureJournal
 from transforms.scoring import ScoreCoupons, ScorerConfig
 from transforms.selection import SelectTopCoupons
 from transforms.session import CustomerSessions, SessionConfig
@@ -44,6 +47,7 @@ def kafka_connection(settings: Settings) -> KafkaConnection:
       auto_offset_reset=settings.auto_offset_reset,
       poll_timeout_ms=settings.poll_timeout_ms,
       watermark_lag_s=settings.watermark_lag_s,
+      write_timeout_ms=int(settings.kafka_write_timeout_s * 1000),
       sasl_password=password)
 
 
@@ -71,38 +75,58 @@ def kafka_expansion_service(settings: Settings) -> Iterator[Optional[JavaJarExpa
     yield service
 
 
-def build_pipeline(p: beam.Pipeline, settings: Settings) -> None:
-  """Applies the whole coupon-scoring pipeline to ``p``."""
+def build_pipeline(p: beam.Pipeline, settings: Settings,
+                   journal: Optional[FailureJournal] = None) -> str:
+  """Applies the whole coupon-scoring pipeline to ``p``; returns its run id, the key of its
+  progress in this process (transforms.drain). ``journal``: this start's failure journal,
+  whose quarantined records become poison_pill dead letters."""
+  run_id = uuid.uuid4().hex
   with kafka_expansion_service(settings) as java:
-    _apply(p, settings, java)
+    _apply(p, settings, PipelineRun(run_id, java, journal))
+  return run_id
 
 
-def _apply(p: beam.Pipeline, settings: Settings, java: Optional[JavaJarExpansionService]) -> None:
+@dataclasses.dataclass(frozen=True)
+class PipelineRun:
+  """What one run's transforms share besides the settings."""
+  run_id: str
+  java: Optional[JavaJarExpansionService]
+  journal: Optional[FailureJournal]
+
+  def quarantined(self, settings: Settings) -> dict[str, str]:
+    return self.journal.quarantined(settings.quarantine_after) if self.journal else {}
+
+
+def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
   kafka = kafka_connection(settings)
   central = central_config(settings)
-  write_to = lambda topic: WriteKafkaMessages(kafka, topic, java)
+  journal = run.journal
+  write_to = lambda topic: WriteKafkaMessages(kafka, topic, run.java)
 
   read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
-      kafka, [settings.entry_topic, settings.focus_topic], java)
-  events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(settings.entry_topic,
-                                                                    settings.focus_topic)
-  entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(central)
+      kafka, [settings.entry_topic, settings.focus_topic], run.run_id, run.java)
+  events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(
+      settings.entry_topic, settings.focus_topic, run.quarantined(settings))
+  entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(
+      central, journal)
   sessions = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
               | 'CustomerSessions' >> CustomerSessions(
-                  SessionConfig(settings.context_ttl_s), central))
+                  SessionConfig(settings.context_ttl_s), central, journal))
   candidates = sessions['ready'] | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
-      central, settings.catalogue_refresh_s)
+      central, settings.catalogue_refresh_s, journal)
   scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
   selected = scored['scored'] | 'SelectTopCoupons' >> SelectTopCoupons(
-      settings.top_k, settings.prediction_threshold)
+      settings.top_k, settings.prediction_threshold, journal)
   published = selected.chosen | 'PublishPredictions' >> PublishPredictions(
       write_to, settings.prediction_topic)
   dead_lettered = ((events.dead_letters, entry_contexts.dead_letters, candidates.dead_letters,
-                    scored['dead_letters'])
+                    scored['dead_letters'], published['dead_letters'])
                    | 'AllDeadLetters' >> beam.Flatten()
                    | 'PublishDeadLetters' >> PublishDeadLetters(
-                       write_to, settings.dead_letter_topic))
+                       write_to, settings.dead_letter_topic,
+                       settings.dead_letter_max_original_bytes))
   if settings.group_id:  # without a consumer group nothing is committed
-    ((read['gaps'], sessions['entries_ended'], selected.ended, published, dead_lettered)
+    ((read['gaps'], sessions['entries_ended'], selected.ended, published['ended'],
+      dead_lettered)
      | 'AllEnded' >> beam.Flatten()
-     | 'CommitEndedOffsets' >> CommitEndedOffsets(kafka))
+     | 'CommitEndedOffsets' >> CommitEndedOffsets(kafka, run.run_id))

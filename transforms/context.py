@@ -22,7 +22,7 @@ client, timeouts, backoff, throttling by bounded concurrency) with a dead letter
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -30,6 +30,7 @@ from apache_beam.metrics import Metrics
 from transforms.central import CentralClient, CentralConfig, CentralUnavailable
 from transforms.domain import CustomerContext, EntryEvent
 from transforms.messages import dead_letter_for
+from transforms.quarantine import FailureJournal, watching
 
 
 class ContextFetcher:
@@ -62,14 +63,19 @@ class ContextFetcher:
 
 class _FetchContextFn(beam.DoFn):
 
-  def __init__(self, config: CentralConfig):
+  def __init__(self, config: CentralConfig, journal: Optional[FailureJournal]):
     self._config = config
+    self._journal = journal
 
   def setup(self) -> None:
     self._fetcher = ContextFetcher(self._config, 'on_entry')
     self._failed = Metrics.counter('dead_letters', 'context_fetch_failed')
 
   def process(self, entry: EntryEvent) -> Iterator[object]:
+    with watching(self._journal, entry.source):
+      yield from self._fetch(entry)
+
+  def _fetch(self, entry: EntryEvent) -> Iterator[object]:
     try:
       yield entry, self._fetcher.fetch(entry.customer_id)
     except CentralUnavailable as error:
@@ -84,10 +90,11 @@ class _FetchContextFn(beam.DoFn):
 class FetchCustomerContext(beam.PTransform):
   """Pairs each entry event with its customer's context from the central."""
 
-  def __init__(self, config: CentralConfig):
+  def __init__(self, config: CentralConfig, journal: Optional[FailureJournal] = None):
     super().__init__()
     self._config = config
+    self._journal = journal
 
   def expand(self, entries: beam.PCollection[EntryEvent]) -> beam.pvalue.DoOutputsTuple:
     return entries | 'AskTheCentral' >> beam.ParDo(
-        _FetchContextFn(self._config)).with_outputs('dead_letters', main='contexts')
+        _FetchContextFn(self._config, self._journal)).with_outputs('dead_letters', main='contexts')

@@ -23,7 +23,7 @@ input, and a failed reload degrades to slightly stale coupons, not to a stall.
 from __future__ import annotations
 
 import uuid
-from typing import Iterator
+from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -32,13 +32,16 @@ from apache_beam.utils import shared
 from transforms.central import CachedCatalogue, CentralClient, CentralConfig, CentralUnavailable
 from transforms.domain import CustomerContext, EnrichedFocus, FocusEvent
 from transforms.messages import dead_letter_for
+from transforms.quarantine import FailureJournal, watching
 
 
 class _AttachCouponsFn(beam.DoFn):
 
-  def __init__(self, config: CentralConfig, refresh_s: float):
+  def __init__(self, config: CentralConfig, refresh_s: float,
+               journal: Optional[FailureJournal]):
     self._config = config
     self._refresh_s = refresh_s
+    self._journal = journal
     self._shared = shared.Shared()
     self._tag = uuid.uuid4().hex  # one catalogue per pipeline and process
     self._unknown_department = Metrics.counter('dead_letters', 'unknown_department')
@@ -50,7 +53,10 @@ class _AttachCouponsFn(beam.DoFn):
 
   def process(self, focus_with_context: tuple[FocusEvent, CustomerContext]
               ) -> Iterator[object]:
-    focus, context = focus_with_context
+    with watching(self._journal, focus_with_context[0].source):
+      yield from self._attach(*focus_with_context)
+
+  def _attach(self, focus: FocusEvent, context: CustomerContext) -> Iterator[object]:
     try:
       coupons = self._catalogue.coupons_of(focus.department_id)
     except CentralUnavailable as error:
@@ -71,12 +77,14 @@ class _AttachCouponsFn(beam.DoFn):
 class AttachCandidateCoupons(beam.PTransform):
   """Adds the focused department's coupons from the central's catalogue."""
 
-  def __init__(self, config: CentralConfig, refresh_s: float):
+  def __init__(self, config: CentralConfig, refresh_s: float,
+               journal: Optional[FailureJournal] = None):
     super().__init__()
     self._config = config
     self._refresh_s = refresh_s
+    self._journal = journal
 
   def expand(self, focuses: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
     return focuses | 'AddCoupons' >> beam.ParDo(
-        _AttachCouponsFn(self._config, self._refresh_s)).with_outputs(
+        _AttachCouponsFn(self._config, self._refresh_s, self._journal)).with_outputs(
             'dead_letters', main='enriched')

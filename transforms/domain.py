@@ -150,6 +150,13 @@ class Outgoing:
 
 
 @dataclasses.dataclass(frozen=True)
+class FailedWrite:
+  """Messages the broker refused, or that could not be sent within the write timeout."""
+  outgoing: Outgoing
+  error: str
+
+
+@dataclasses.dataclass(frozen=True)
 class DeadLetter:
   """Input that could not be processed, with the reason and where it came from."""
   reason: str

@@ -6,7 +6,8 @@ Out: a tagged result with
      ``focuses``      PCollection[FocusEvent],
      ``dead_letters`` PCollection[DeadLetter] (reason, original bytes, source).
      Every event is re-timestamped with its own ``event_timestamp``.
-State: none.
+State: none. A record quarantined at start (transforms.quarantine) is a ``poison_pill``
+dead letter, not parsed.
 
 A record is validated against the Avro schema of its topic (``schema/``), with
 fastavro, after checks on size, encoding and JSON. Nothing here raises: any
@@ -35,7 +36,7 @@ import json
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -188,10 +189,12 @@ def parse_store_event(record: KafkaRecord, expected_type: str) -> StoreEvent:
 
 
 class _ParseStoreEventsFn(beam.DoFn):
-  """Parses each record by the event type its topic carries."""
+  """Parses each record by the event type its topic carries; a quarantined one is a
+  ``poison_pill`` dead letter."""
 
-  def __init__(self, expected_type_of_topic: dict[str, str]):
+  def __init__(self, expected_type_of_topic: dict[str, str], quarantined: dict[str, str]):
     self._expected_type_of_topic = expected_type_of_topic
+    self._quarantined = quarantined
 
   def setup(self) -> None:
     self._read = {topic: Metrics.counter('events', f'read_{topic}')
@@ -199,6 +202,11 @@ class _ParseStoreEventsFn(beam.DoFn):
 
   def process(self, record: KafkaRecord) -> Iterator[Any]:
     self._read[record.topic].inc()
+    failure = self._quarantined.get(record.position.event_id)
+    if failure is not None:
+      yield self._dead_letter(record, 'poison_pill',
+                              f'failed the job on consecutive starts: {failure}')
+      return
     try:
       event = parse_store_event(record, self._expected_type_of_topic[record.topic])
     except InvalidEvent as error:
@@ -220,16 +228,19 @@ class _ParseStoreEventsFn(beam.DoFn):
 
 
 class ParseStoreEvents(beam.PTransform):
-  """Validates entry and focus records; the rest becomes dead letters."""
+  """Validates entry and focus records; the rest becomes dead letters, and so do the
+  ``quarantined`` records (position -> the error they failed the job with)."""
 
-  def __init__(self, entry_topic: str, focus_topic: str):
+  def __init__(self, entry_topic: str, focus_topic: str,
+               quarantined: Optional[dict[str, str]] = None):
     super().__init__()
     self._expected_type_of_topic = {
         entry_topic: ENTRY_EVENT_TYPE,
         focus_topic: FOCUS_EVENT_TYPE,
     }
+    self._quarantined = quarantined or {}
 
   def expand(self, records: beam.PCollection[KafkaRecord]) -> beam.pvalue.DoOutputsTuple:
     return records | 'ParseAndValidate' >> beam.ParDo(
-        _ParseStoreEventsFn(self._expected_type_of_topic)).with_outputs(
+        _ParseStoreEventsFn(self._expected_type_of_topic, self._quarantined)).with_outputs(
             'entries', 'focuses', 'dead_letters')

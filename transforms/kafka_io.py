@@ -2,11 +2,13 @@
 
 ``ReadKafkaRecords`` (PBegin -> ``records``: PCollection[KafkaRecord] timestamped with the
 Kafka record timestamp, and ``gaps``: PCollection[EndedOffsets]) and ``WriteKafkaMessages``
-(PCollection[Outgoing] -> topic, then PCollection[EndedOffsets] of the sources written)
-are what the pipeline applies. ``KAFKA_IO`` (``--kafka_io``) chooses the connector:
+(PCollection[Outgoing] -> topic, then ``ended``: PCollection[EndedOffsets] of the sources
+written, and ``failed``: PCollection[FailedWrite], what the broker refused) are what the
+pipeline applies. ``KAFKA_IO`` (``--kafka_io``) chooses the connector:
 
 - ``python`` (no expansion service given): ``transforms.kafka_python``, kafka-python in
-  the Python SDK harness; the sources come out once the broker acknowledged them.
+  the Python SDK harness; the sources come out once the broker acknowledged them, a
+  refused or timed-out write as ``failed``.
 - ``xlang`` (an expansion service given): ``transforms.kafka_xlang``, Beam's
   cross-language ``ReadFromKafka`` / ``WriteToKafka`` (Java KafkaIO), meant for Flink and
   other portable runners; ``gaps`` is empty, and the sources come out once handed to the
@@ -21,7 +23,7 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.transforms.external import JavaJarExpansionService
 
-from transforms.domain import EndedOffsets, Outgoing
+from transforms.domain import Outgoing
 from transforms.kafka_python import KafkaConnection, ReadFromKafkaPython, WriteToKafkaPython
 from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
 
@@ -29,22 +31,25 @@ from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
 class ReadKafkaRecords(beam.PTransform):
   """Reads ``topics`` forever: ``records`` and ``gaps`` (offsets without a record)."""
 
-  def __init__(self, connection: KafkaConnection, topics: list[str],
+  def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str,
                expansion_service: Optional[JavaJarExpansionService] = None):
     super().__init__()
     self._connection = connection
     self._topics = topics
+    self._run_id = run_id
     self._expansion_service = expansion_service
 
   def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
     if self._expansion_service is None:
-      return begin | 'ReadFromKafka' >> ReadFromKafkaPython(self._connection, self._topics)
+      return begin | 'ReadFromKafka' >> ReadFromKafkaPython(
+          self._connection, self._topics, self._run_id)
     return begin | 'ReadFromKafkaXlang' >> ReadFromKafkaXlang(
         self._connection, self._topics, self._expansion_service)
 
 
 class WriteKafkaMessages(beam.PTransform):
-  """Writes each Outgoing's messages to ``topic``; outputs the EndedOffsets of their sources."""
+  """Writes each Outgoing's messages to ``topic``: ``ended`` (the EndedOffsets of their
+  sources) and ``failed`` (FailedWrite)."""
 
   def __init__(self, connection: KafkaConnection, topic: str,
                expansion_service: Optional[JavaJarExpansionService] = None):
@@ -53,7 +58,7 @@ class WriteKafkaMessages(beam.PTransform):
     self._topic = topic
     self._expansion_service = expansion_service
 
-  def expand(self, outgoing: beam.PCollection[Outgoing]) -> beam.PCollection[EndedOffsets]:
+  def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
     if self._expansion_service is None:
       return outgoing | 'WriteToKafka' >> WriteToKafkaPython(self._connection, self._topic)
     return outgoing | 'WriteToKafkaXlang' >> WriteToKafkaXlang(

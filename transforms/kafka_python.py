@@ -15,7 +15,8 @@ does (Prism, Flink with the Python harness, ...).
   (then committed, so that the group always has one). The watermark trails
   the newest record time by ``watermark_lag_s``; a caught-up (idle) partition
   advances it to the wall clock minus the same lag, so timers downstream keep
-  firing. The read commits nothing itself: offsets are committed once their
+  firing. Once a drain is asked for (transforms.drain) it fetches nothing more, and
+  the watermark goes on with the wall clock. The read commits nothing itself: offsets are committed once their
   records have ended (transforms.offsets); offsets it skips because they hold
   no record come out as ``gaps`` for that purpose.
 
@@ -42,13 +43,16 @@ from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorP
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from transforms.domain import EndedOffsets, KafkaRecord, Outgoing
+from transforms import drain
+from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
 
 _LOGGER = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 500
 RECORDS, GAPS = 'records', 'gaps'
+ENDED, FAILED = 'ended', 'failed'
 BROKER_WAIT_MS = 180_000  # how long a running pipeline rides out an unreachable broker
 STARTUP_BROKER_WAIT_MS = 10_000  # at start, an unreachable broker stops the start
 
@@ -66,6 +70,7 @@ class KafkaConnection:
   auto_offset_reset: str = 'latest'
   poll_timeout_ms: int = 100
   watermark_lag_s: float = 2.0
+  write_timeout_ms: int = BROKER_WAIT_MS
   sasl_password: Optional[str] = dataclasses.field(default=None, repr=False)
 
   def _client_config(self) -> dict[str, Any]:
@@ -84,12 +89,14 @@ class KafkaConnection:
         max_poll_records=_MAX_POLL_RECORDS)
 
   def producer(self, role: str) -> KafkaProducer:
-    """A producer that keeps retrying a send for ``BROKER_WAIT_MS`` (kafka-python's
-    default retries are unbounded within the delivery timeout)."""
+    """A producer that keeps retrying a send for ``write_timeout_ms`` (kafka-python's
+    default retries are unbounded within the delivery timeout), and waits as long for the
+    metadata of its topic."""
     return KafkaProducer(
         **self._client_config(), **_resilience(BROKER_WAIT_MS),
         client_id=f'{self.client_id}-{role}', acks='all', linger_ms=1,
-        delivery_timeout_ms=BROKER_WAIT_MS)
+        delivery_timeout_ms=self.write_timeout_ms, max_block_ms=self.write_timeout_ms,
+        request_timeout_ms=min(30_000, self.write_timeout_ms))
 
 
 def _resilience(broker_wait_ms: int) -> dict[str, int]:
@@ -174,9 +181,10 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
   start offset to infinity.
   """
 
-  def __init__(self, connection: KafkaConnection):
+  def __init__(self, connection: KafkaConnection, run_id: str):
     super().__init__()
     self._connection = connection
+    self._run_id = run_id
 
   def initial_restriction(self, partition: tuple[str, int]) -> OffsetRange:
     tp = TopicPartition(*partition)
@@ -223,6 +231,12 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
   ) -> Iterator[beam.window.TimestampedValue]:
     tp = TopicPartition(*partition)
     start = tracker.current_restriction().start
+    progress = drain.progress(self._run_id)
+    if progress.draining:  # read nothing more; the watermark goes on
+      time.sleep(self._poll_budget_ms() / 1000)
+      self._advance_watermark(watermark, None)
+      tracker.defer_remainder()
+      return
     consumer = self._positioned_consumer(tp, start)
     messages = consumer.poll(timeout_ms=self._poll_budget_ms(),
                              max_records=_MAX_POLL_RECORDS).get(tp, [])
@@ -238,6 +252,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
       newest_ms = max(newest_ms or message.timestamp, message.timestamp)
       yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
     self._next_offsets[tp] = next_offset
+    progress.read((tp.topic, tp.partition), start, next_offset)
     self._advance_watermark(watermark, newest_ms)
     tracker.defer_remainder()
 
@@ -273,24 +288,26 @@ class ReadFromKafkaPython(beam.PTransform):
   """Unbounded read of ``topics`` (see the module docstring): ``records``, and ``gaps``
   (EndedOffsets: offsets skipped because they hold no record)."""
 
-  def __init__(self, connection: KafkaConnection, topics: list[str]):
+  def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str):
     super().__init__()
     self._connection = connection
     self._topics = topics
+    self._run_id = run_id
 
   def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
     partitions = list_partitions(self._connection, self._topics)
     read = (begin
             | 'TopicPartitions' >> beam.Create(partitions)
             | 'SpreadPartitions' >> beam.Reshuffle()
-            | 'ReadPartitions' >> beam.ParDo(_ReadPartitionFn(self._connection))
+            | 'ReadPartitions' >> beam.ParDo(_ReadPartitionFn(self._connection, self._run_id))
             .with_outputs(GAPS, main=RECORDS))
     return {RECORDS: read[RECORDS], GAPS: read[GAPS]}
 
 
 class _WriteFn(beam.DoFn):
-  """Sends the messages of each Outgoing; once the broker acknowledged every message of
-  the bundle, outputs each Outgoing's source as ended."""
+  """Sends the messages of each Outgoing; once the broker answered for every message of the
+  bundle, outputs each Outgoing's source as ended, or the Outgoing as ``failed`` with the
+  error when a message of it was refused or could not be sent within the write timeout."""
 
   def __init__(self, connection: KafkaConnection, topic: str):
     self._connection = connection
@@ -300,34 +317,64 @@ class _WriteFn(beam.DoFn):
     self._producer = self._connection.producer('writer')
 
   def start_bundle(self) -> None:
-    self._pending: list[Any] = []
-    self._sent: list[WindowedValue] = []
+    self._sent: list[tuple[WindowedValue, list[Any]]] = []
+    self._topic_error: Optional[KafkaError] = None
 
   def process(self, outgoing: Outgoing, timestamp=beam.DoFn.TimestampParam,
               window=beam.DoFn.WindowParam) -> None:
-    for key, value in outgoing.messages:
-      self._pending.append(self._producer.send(self._topic, key=key, value=value))
-    if outgoing.source is not None:
-      self._sent.append(WindowedValue(EndedOffsets.of(outgoing.source), timestamp, [window]))
+    futures = [self._send(key, value) for key, value in outgoing.messages]
+    self._sent.append((WindowedValue(outgoing, timestamp, [window]), futures))
 
-  def finish_bundle(self) -> Iterator[WindowedValue]:
+  def _send(self, key: Optional[bytes], value: bytes) -> Any:
+    """The send's future, or the error that refused it at once (too large for the producer,
+    the topic's metadata not found within the write timeout: once per bundle, then the
+    bundle's other sends fail with it without waiting again)."""
+    if self._topic_error is not None:
+      return self._topic_error
+    try:
+      return self._producer.send(self._topic, key=key, value=value)
+    except KafkaTimeoutError as error:
+      self._topic_error = error
+      return error
+    except KafkaError as error:
+      return error
+
+  def finish_bundle(self) -> Iterator[Any]:
     self._producer.flush()
-    for future in self._pending:
-      future.get()  # raises if the broker did not take it: the bundle is retried
-    yield from self._sent
+    for sent, futures in self._sent:
+      error = _first_error(futures)
+      outgoing = sent.value
+      if error is not None:
+        yield beam.pvalue.TaggedOutput(
+            FAILED, sent.with_value(FailedWrite(outgoing, f'{type(error).__name__}: {error}')))
+      elif outgoing.source is not None:
+        yield sent.with_value(EndedOffsets.of(outgoing.source))
 
   def teardown(self) -> None:
     self._producer.close()
 
 
+def _first_error(futures: list[Any]) -> Optional[Exception]:
+  """The first error among sends that failed (an error in place of a future, or a failed
+  future); None when the broker acknowledged every one."""
+  for future in futures:
+    if isinstance(future, Exception):
+      return future
+    if future.failed():
+      return future.exception
+  return None
+
+
 class WriteToKafkaPython(beam.PTransform):
-  """Writes Outgoing messages to ``topic`` with acks=all, flushed per bundle; outputs
-  the EndedOffsets of their sources once acknowledged."""
+  """Writes Outgoing messages to ``topic`` with acks=all, flushed per bundle: ``ended``,
+  the EndedOffsets of their sources once acknowledged, and ``failed`` (FailedWrite)."""
 
   def __init__(self, connection: KafkaConnection, topic: str):
     super().__init__()
     self._connection = connection
     self._topic = topic
 
-  def expand(self, outgoing: beam.PCollection[Outgoing]) -> beam.PCollection[EndedOffsets]:
-    return outgoing | 'Produce' >> beam.ParDo(_WriteFn(self._connection, self._topic))
+  def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
+    written = outgoing | 'Produce' >> beam.ParDo(
+        _WriteFn(self._connection, self._topic)).with_outputs(FAILED, main=ENDED)
+    return {ENDED: written[ENDED], FAILED: written[FAILED]}

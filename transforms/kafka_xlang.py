@@ -23,7 +23,8 @@ the caller manages (pipeline.xlang.runtime: a JVM the SDK starts and stops).
   when the messages are *handed to* KafkaIO's writer, not once the broker acknowledged
   them: Beam's ``WriteToKafka`` outputs nothing. This is weaker than the Python
   connector: a crash after the offsets were committed and before the producer flushed
-  can lose those messages. State: KafkaIO's producer (acks=all). A message without a key
+  can lose those messages; ``failed`` is empty (KafkaIO's writer fails its bundle on a
+  refused record). State: KafkaIO's producer (acks=all). A message without a key
   (none in this pipeline) is written with an empty key: the write takes byte pairs.
 
 Every client gets the connection's servers and security settings in Java names. The SASL
@@ -40,9 +41,9 @@ from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.transforms.external import JavaJarExpansionService
 from kafka import TopicPartition
 
-from transforms.domain import EndedOffsets, KafkaRecord, Outgoing
-from transforms.kafka_python import (GAPS, RECORDS, KafkaConnection, list_partitions,
-                                     start_offsets)
+from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
+from transforms.kafka_python import (ENDED, FAILED, GAPS, RECORDS, KafkaConnection,
+                                     list_partitions, start_offsets)
 
 _LOGIN_MODULES = {
     'PLAIN': 'org.apache.kafka.common.security.plain.PlainLoginModule',
@@ -135,10 +136,12 @@ class WriteToKafkaXlang(beam.PTransform):
     self._topic = topic
     self._expansion_service = expansion_service
 
-  def expand(self, outgoing: beam.PCollection[Outgoing]) -> beam.PCollection[EndedOffsets]:
+  def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
     (outgoing
      | 'Messages' >> beam.FlatMap(_messages).with_output_types(tuple[bytes, bytes])
      | 'KafkaIO' >> WriteToKafka(
          producer_config={**java_client_config(self._connection, 'writer'), 'acks': 'all'},
          topic=self._topic, expansion_service=self._expansion_service))
-    return outgoing | 'HandedOver' >> beam.FlatMap(_handed_over).with_output_types(EndedOffsets)
+    ended = outgoing | 'HandedOver' >> beam.FlatMap(_handed_over).with_output_types(EndedOffsets)
+    failed = outgoing.pipeline | 'NoFailures' >> beam.Create([]).with_output_types(FailedWrite)
+    return {ENDED: ended, FAILED: failed}

@@ -5,12 +5,16 @@ Formats (Avro schemas in ``schema/``):
                       "focus_event_id", "payload": {"customer_id",
                       "coupon_id", "prediction"}}; key: customer_id.
   dead letter        {"reason", "detail", "source_topic", "source_partition",
-                      "source_offset", "original_base64"}; key: the source
-                      position ("topic/partition/offset").
+                      "source_offset", "original_base64", "original_size",
+                      "original_sha256", "truncated"}; key: the source position
+                      ("topic/partition/offset"). Bounded whatever the input: it
+                      carries at most ``max_original_bytes`` of the original (its
+                      first bytes), with the whole one's size and SHA-256.
 """
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Optional, Union
 
@@ -18,6 +22,7 @@ from transforms.domain import CouponPrediction, DeadLetter, EntryEvent, FocusEve
 
 PREDICTION_EVENT_TYPE = 'prediction result'
 KafkaMessage = tuple[Optional[bytes], bytes]
+DEFAULT_MAX_ORIGINAL_BYTES = 64 * 1024
 
 
 def _json_bytes(message: dict) -> bytes:
@@ -55,17 +60,28 @@ def prediction_result_message(focus: FocusEvent, coupon: CouponPrediction) -> Ka
   return str(focus.customer_id).encode('utf-8'), _json_bytes(message)
 
 
-def dead_letter_message(letter: DeadLetter) -> KafkaMessage:
-  """A dead-letter record, keyed by the position of the input it stands for."""
+def dead_letter_message(letter: DeadLetter,
+                        max_original_bytes: int = DEFAULT_MAX_ORIGINAL_BYTES) -> KafkaMessage:
+  """A dead-letter record, keyed by the position of the input it stands for; the original
+  is cut to its first ``max_original_bytes`` (and ``detail`` to as many characters)."""
   source = letter.source
   message = {
       'reason': letter.reason,
-      'detail': letter.detail,
+      'detail': letter.detail[:max_original_bytes],
       'source_topic': source.topic if source else None,
       'source_partition': source.partition if source else None,
       'source_offset': source.offset if source else None,
-      'original_base64': (base64.b64encode(letter.original).decode('ascii')
-                          if letter.original is not None else None),
+      **_bounded_original(letter.original, max_original_bytes),
   }
   key = source.event_id.encode('utf-8') if source else None
   return key, _json_bytes(message)
+
+
+def _bounded_original(original: Optional[bytes], max_bytes: int) -> dict:
+  if original is None:
+    return {'original_base64': None, 'original_size': None, 'original_sha256': None,
+            'truncated': False}
+  return {'original_base64': base64.b64encode(original[:max_bytes]).decode('ascii'),
+          'original_size': len(original),
+          'original_sha256': hashlib.sha256(original).hexdigest(),
+          'truncated': len(original) > max_bytes}

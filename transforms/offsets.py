@@ -8,7 +8,8 @@ State: in the worker process, not in Beam state: per topic-partition, the next o
   commit (first the group's committed offset, where the read started) and the ranges
   ended beyond it, which wait for the ones before them; shared by the DoFn instances of
   the process (``beam.utils.shared``), updated under a lock, and committed to Kafka,
-  never backwards, at the end of each bundle.
+  never backwards, at the end of each bundle; what is committed is told to the run's
+  progress (transforms.drain), so that a drain knows when everything read has ended.
 
 Why not commit when the read's bundle is finalized: that says the runner holds the
 records, not that they have been processed. A runner without durable state (Prism) loses
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from typing import Optional
 
 import apache_beam as beam
@@ -39,6 +39,7 @@ from apache_beam.utils import shared
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from transforms import drain
 from transforms.domain import EndedOffsets
 from transforms.kafka_python import KafkaConnection
 
@@ -61,8 +62,9 @@ def advance(next_offset: int, ahead: Ahead, ended: EndedOffsets) -> int:
 class _Frontiers:
   """Every partition's frontier in this process; commits them, one caller at a time."""
 
-  def __init__(self, consumer: KafkaConsumer):
+  def __init__(self, consumer: KafkaConsumer, progress: drain.RunProgress):
     self._consumer = consumer
+    self._progress = progress
     self._next: dict[TopicPartition, int] = {}
     self._ahead: dict[TopicPartition, Ahead] = {}
     self._committed: dict[TopicPartition, int] = {}
@@ -87,6 +89,8 @@ class _Frontiers:
         self._consumer.commit({tp: OffsetAndMetadata(offset, '', -1)
                                for tp, offset in moved.items()})
         self._committed.update(moved)
+        for tp, offset in moved.items():
+          self._progress.committed((tp.topic, tp.partition), offset)
       return len(moved)
 
   def _group_offset(self, tp: TopicPartition, fallback: int) -> int:
@@ -101,16 +105,17 @@ class _Frontiers:
 
 class _CommitFrontierFn(beam.DoFn):
 
-  def __init__(self, connection: KafkaConnection):
+  def __init__(self, connection: KafkaConnection, run_id: str):
     self._connection = connection
     self._shared = shared.Shared()
-    self._tag = uuid.uuid4().hex  # one set of frontiers per pipeline and process
+    self._run_id = run_id  # one set of frontiers per pipeline run and process
     self._commits = Metrics.counter('offsets', 'commits')
     self._ahead_size = Metrics.distribution('offsets', 'ended_ahead')
 
   def setup(self) -> None:
     self._frontiers = self._shared.acquire(
-        lambda: _Frontiers(self._connection.consumer('committer')), tag=self._tag)
+        lambda: _Frontiers(self._connection.consumer('committer'), drain.progress(self._run_id)),
+        tag=self._run_id)
 
   def process(self, ended: EndedOffsets) -> None:
     self._ahead_size.update(self._frontiers.end(ended))
@@ -122,10 +127,11 @@ class _CommitFrontierFn(beam.DoFn):
 class CommitEndedOffsets(beam.PTransform):
   """Commits, per partition, the offset below which every record has ended."""
 
-  def __init__(self, connection: KafkaConnection):
+  def __init__(self, connection: KafkaConnection, run_id: str):
     super().__init__()
     self._connection = connection
+    self._run_id = run_id
 
   def expand(self, ended: beam.PCollection[EndedOffsets]) -> beam.pvalue.PDone:
-    ended | 'CommitFrontier' >> beam.ParDo(_CommitFrontierFn(self._connection))
+    ended | 'CommitFrontier' >> beam.ParDo(_CommitFrontierFn(self._connection, self._run_id))
     return beam.pvalue.PDone(ended.pipeline)

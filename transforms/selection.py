@@ -12,12 +12,13 @@ State: none.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.domain import CouponPrediction, EndedOffsets, ScoredFocus
+from transforms.quarantine import FailureJournal, watching
 
 
 def top_coupons(predictions: tuple[CouponPrediction, ...], top_k: int,
@@ -29,13 +30,18 @@ def top_coupons(predictions: tuple[CouponPrediction, ...], top_k: int,
 
 class _SelectFn(beam.DoFn):
 
-  def __init__(self, top_k: int, threshold: float):
+  def __init__(self, top_k: int, threshold: float, journal: Optional[FailureJournal]):
     self._top_k = top_k
     self._threshold = threshold
+    self._journal = journal
     self._none = Metrics.counter('selection', 'no_coupon_above_threshold')
     self._selected = Metrics.counter('selection', 'focus_with_coupons')
 
   def process(self, scored: ScoredFocus) -> Iterator[object]:
+    with watching(self._journal, scored.focus.source):
+      yield from self._select(scored)
+
+  def _select(self, scored: ScoredFocus) -> Iterator[object]:
     chosen = top_coupons(scored.predictions, self._top_k, self._threshold)
     if chosen:
       self._selected.inc()
@@ -48,11 +54,13 @@ class _SelectFn(beam.DoFn):
 class SelectTopCoupons(beam.PTransform):
   """Keeps the top K coupons above the threshold for each focus event."""
 
-  def __init__(self, top_k: int, threshold: float):
+  def __init__(self, top_k: int, threshold: float,
+               journal: Optional[FailureJournal] = None):
     super().__init__()
     self._top_k = top_k
     self._threshold = threshold
+    self._journal = journal
 
   def expand(self, scored: beam.PCollection[ScoredFocus]) -> beam.pvalue.DoOutputsTuple:
-    return scored | 'TopK' >> beam.ParDo(_SelectFn(self._top_k, self._threshold)).with_outputs(
+    return scored | 'TopK' >> beam.ParDo(_SelectFn(self._top_k, self._threshold, self._journal)).with_outputs(
         'ended', main='chosen')

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import apache_beam as beam
 from apache_beam import coders
@@ -41,6 +41,7 @@ from apache_beam.utils.timestamp import Timestamp
 from transforms.central import CentralConfig, CentralUnavailable
 from transforms.context import ContextFetcher
 from transforms.domain import CustomerContext, EndedOffsets, EntryEvent, FocusEvent
+from transforms.quarantine import FailureJournal, watching
 
 ENTRIES_ENDED = 'entries_ended'
 SessionInput = Union[tuple[EntryEvent, CustomerContext], FocusEvent]
@@ -56,9 +57,11 @@ class _CustomerSessionFn(beam.DoFn):
   NEWEST_EVENT_S = ReadModifyWriteStateSpec('newest_event_s', coders.FloatCoder())
   EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
 
-  def __init__(self, config: SessionConfig, central: CentralConfig):
+  def __init__(self, config: SessionConfig, central: CentralConfig,
+               journal: Optional[FailureJournal]):
     self._config = config
     self._central = central
+    self._journal = journal
     self._from_state = Metrics.counter('sessions', 'focus_enriched_from_state')
     self._defaulted = Metrics.counter('sessions', 'focus_with_default_context')
     self._contexts = Metrics.counter('sessions', 'contexts_stored')
@@ -78,15 +81,17 @@ class _CustomerSessionFn(beam.DoFn):
       expiry_timer=beam.DoFn.TimerParam(EXPIRY),
   ) -> Iterator[object]:
     _, event = keyed
-    if isinstance(event, FocusEvent):
-      yield event, self._context_for(event, context_state)
-      event_time_s = event.event_time_s
-    else:
-      entry, context = event
-      self._contexts.inc()
-      context_state.write(context)
-      yield beam.pvalue.TaggedOutput(ENTRIES_ENDED, EndedOffsets.of(entry.source))
-      event_time_s = entry.event_time_s
+    focus = event if isinstance(event, FocusEvent) else None
+    with watching(self._journal, focus.source if focus else event[0].source):
+      if focus:
+        yield focus, self._context_for(focus, context_state)
+        event_time_s = focus.event_time_s
+      else:
+        entry, context = event
+        self._contexts.inc()
+        context_state.write(context)
+        yield beam.pvalue.TaggedOutput(ENTRIES_ENDED, EndedOffsets.of(entry.source))
+        event_time_s = entry.event_time_s
     newest_s = max(newest_state.read() or event_time_s, event_time_s)
     newest_state.write(newest_s)
     expiry_timer.set(Timestamp.of(newest_s + self._config.ttl_s))
@@ -125,16 +130,18 @@ def _customer_key(event: SessionInput) -> tuple[int, SessionInput]:
 class CustomerSessions(beam.PTransform):
   """Keys entries and focus events by customer and runs their session."""
 
-  def __init__(self, config: SessionConfig, central: CentralConfig):
+  def __init__(self, config: SessionConfig, central: CentralConfig,
+               journal: Optional[FailureJournal] = None):
     super().__init__()
     self._config = config
     self._central = central
+    self._journal = journal
 
   def expand(self, inputs: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
     sessions = ((inputs['entries'], inputs['focuses'])
                 | 'EntriesAndFocuses' >> beam.Flatten()
                 | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
                     beam.typehints.KV[int, typing.Any])
-                | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central))
+                | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central, self._journal))
                 .with_outputs(ENTRIES_ENDED, main='ready'))
     return {'ready': sessions.ready, ENTRIES_ENDED: sessions[ENTRIES_ENDED]}
