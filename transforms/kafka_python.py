@@ -43,7 +43,8 @@ from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorP
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import (KafkaError, KafkaTimeoutError, MessageSizeTooLargeError,
+                          RecordListTooLargeError)
 from kafka.structs import OffsetAndMetadata
 
 from transforms import drain
@@ -53,6 +54,7 @@ _LOGGER = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 500
 RECORDS, GAPS = 'records', 'gaps'
 ENDED, FAILED = 'ended', 'failed'
+_BATCH_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 BROKER_WAIT_MS = 180_000  # how long a running pipeline rides out an unreachable broker
 STARTUP_BROKER_WAIT_MS = 10_000  # at start, an unreachable broker stops the start
 
@@ -92,11 +94,12 @@ class KafkaConnection:
     """A producer that keeps retrying a send for ``write_timeout_ms`` (kafka-python's
     default retries are unbounded within the delivery timeout), and waits as long for the
     metadata of its topic."""
+    timeout_ms = max(self.write_timeout_ms, 1000)
     return KafkaProducer(
         **self._client_config(), **_resilience(BROKER_WAIT_MS),
         client_id=f'{self.client_id}-{role}', acks='all', linger_ms=1,
-        delivery_timeout_ms=self.write_timeout_ms, max_block_ms=self.write_timeout_ms,
-        request_timeout_ms=min(30_000, self.write_timeout_ms))
+        delivery_timeout_ms=timeout_ms, max_block_ms=timeout_ms,
+        request_timeout_ms=min(30_000, timeout_ms // 2))  # kafka-python wants it below
 
 
 def _resilience(broker_wait_ms: int) -> dict[str, int]:
@@ -344,11 +347,25 @@ class _WriteFn(beam.DoFn):
     for sent, futures in self._sent:
       error = _first_error(futures)
       outgoing = sent.value
+      if isinstance(error, _BATCH_TOO_LARGE):
+        error = self._resend_alone(outgoing)
       if error is not None:
         yield beam.pvalue.TaggedOutput(
             FAILED, sent.with_value(FailedWrite(outgoing, f'{type(error).__name__}: {error}')))
       elif outgoing.source is not None:
         yield sent.with_value(EndedOffsets.of(outgoing.source))
+
+  def _resend_alone(self, outgoing: Outgoing) -> Optional[Exception]:
+    """Sends each message of ``outgoing`` in a batch of its own: kafka-python batches
+    records and does not split a batch the topic finds too large, so a refusal may be the
+    batch's, not the record's. The error of the first message refused alone, if any."""
+    for key, value in outgoing.messages:
+      future = self._send(key, value)
+      self._producer.flush()
+      error = _first_error([future])
+      if error is not None:
+        return error
+    return None
 
   def teardown(self) -> None:
     self._producer.close()

@@ -416,12 +416,14 @@ def create_topics(
     partitions: int = 3,
     timeout: float = TOPIC_TIMEOUT_S,
     client_config: Mapping[str, Any] | None = None,
+    topic_configs: Mapping[str, str] | None = None,
 ) -> None:
     """Create topics (replication factor 1) unless they exist; wait until all have leaders.
 
     One request per topic: kafka-python raises the first error of a request, so an existing
     topic would otherwise hide another topic's real error. ``client_config`` holds what a
-    secured listener needs (``KafkaBroker.client_config()``).
+    secured listener needs (``KafkaBroker.client_config()``); ``topic_configs`` the topics'
+    own settings (``max.message.bytes``, ...).
 
     Raises:
         KafkaError: the broker refused a topic for a reason other than that it exists.
@@ -430,7 +432,10 @@ def create_topics(
     with _admin(bootstrap_servers, client_config or {}) as admin:
         for name in names:
             try:
-                admin.create_topics([NewTopic(name, partitions, 1)], timeout_ms=int(timeout * 1000))
+                admin.create_topics(
+                    [NewTopic(name, partitions, 1, topic_configs=dict(topic_configs or {}))],
+                    timeout_ms=int(timeout * 1000),
+                )
             except TopicAlreadyExistsError:
                 log.info("topic %s already exists", name)
         _wait_for_leaders(admin, names, timeout)

@@ -78,6 +78,14 @@ class Scenario:
     the pipeline is warm (every stage started, the coupon catalogue loaded)."""
     return [_event('entry', self.warm_customer), _event('focus', self.warm_customer, 1)]
 
+  def small_wave(self, count: int) -> list[Message]:
+    """The warm-up, then an entry and the focus events of ``count`` known customers."""
+    messages = self.warm_up()
+    for customer in self.known[:count]:
+      messages.append(_event('entry', customer))
+      messages += [_event('focus', customer, d) for d in self.departments(customer)]
+    return messages
+
   def before_entries(self) -> list[Message]:
     """Wave 1: a first focus event of the 'early' customers, ahead of their entry."""
     return [_event('focus', c, self.departments(c)[0]) for c in self.early]

@@ -11,6 +11,7 @@ the scorer's weights.
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,23 @@ from tests.integration.scenario import Scenario
 pytestmark = pytest.mark.integration
 
 
-def original_bytes(letter: dict) -> bytes | None:
+MAX_ORIGINAL_BYTES = 64 * 1024  # DEAD_LETTER_MAX_ORIGINAL_BYTES' default
+
+
+def original_of(letter: dict) -> tuple | None:
+  """What a dead letter says of its original: its first bytes, size and SHA-256."""
   encoded = letter['original_base64']
-  return None if encoded is None else base64.b64decode(encoded)
+  if encoded is None:
+    return None
+  return (base64.b64decode(encoded), letter['original_size'], letter['original_sha256'],
+          letter['truncated'])
+
+
+def expected_original(value: bytes | None) -> tuple | None:
+  if value is None:
+    return None
+  return (value[:MAX_ORIGINAL_BYTES], len(value), hashlib.sha256(value).hexdigest(),
+          len(value) > MAX_ORIGINAL_BYTES)
 
 
 def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
@@ -40,9 +55,9 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
 
   assert {as_dead_letter(m) for m in letters} == expected.dead_letters
   assert len(letters) == len(expected.dead_letters)
-  originals = {position: message.value for message, position in run.sent
+  originals = {position: expected_original(message.value) for message, position in run.sent
                if message.kind not in ('entry', 'focus')}
-  assert {as_dead_letter(m)[1]: original_bytes(m) for m in letters
+  assert {as_dead_letter(m)[1]: original_of(m) for m in letters
           if m['reason'] != 'unknown_department'} == originals
 
   metrics = run.metrics

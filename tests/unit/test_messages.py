@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -88,7 +89,25 @@ def test_dead_letter_without_source_or_original_gives_nulls():
   assert_valid(message, 'dead_letter')
   assert key is None
   assert [message[name] for name in ('source_topic', 'source_partition', 'source_offset',
-                                     'original_base64')] == [None] * 4
+                                     'original_base64', 'original_size',
+                                     'original_sha256')] == [None] * 6
+  assert message['truncated'] is False
+
+
+@pytest.mark.parametrize('size', [0, 10, 64 * 1024, 64 * 1024 + 1, 900_000, 1_048_576])
+def test_dead_letter_is_bounded_whatever_the_original_size(size):
+  original = bytes(range(256)) * (size // 256) + b'x' * (size % 256)
+  letter = DeadLetter('too_large', 'd' * size, SourcePosition(FOCUS_TOPIC, 0, 9), original)
+
+  _, value = dead_letter_message(letter, max_original_bytes=64 * 1024)
+  message = json.loads(value)
+
+  assert_valid(message, 'dead_letter')
+  assert len(value) < 64 * 1024 * 4 / 3 + 64 * 1024 + 1024  # base64 prefix + detail + fields
+  assert base64.b64decode(message['original_base64']) == original[:64 * 1024]
+  assert message['original_size'] == size
+  assert message['original_sha256'] == hashlib.sha256(original).hexdigest()
+  assert message['truncated'] is (size > 64 * 1024)
 
 
 # --- encode_event ------------------------------------------------------------------------
