@@ -18,7 +18,8 @@ does (Prism, Flink with the Python harness, ...).
   firing. Once a drain is asked for (transforms.drain) it fetches nothing more, and
   the watermark goes on with the wall clock. The read commits nothing itself: offsets are committed once their
   records have ended (transforms.offsets); offsets it skips because they hold
-  no record come out as ``gaps`` for that purpose.
+  no record, or because the group's last commit says they ended already (before a
+  crash), come out as ``gaps`` for that purpose.
 
 ``WriteToKafkaPython``
   In:  PCollection[Outgoing] (an input record's messages, key and value).
@@ -37,6 +38,7 @@ import time
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
@@ -48,6 +50,7 @@ from kafka.errors import (KafkaError, KafkaTimeoutError, MessageSizeTooLargeErro
 from kafka.structs import OffsetAndMetadata
 
 from transforms import drain
+from transforms.commit_metadata import ended_ahead_ranges
 from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
 
 _LOGGER = logging.getLogger(__name__)
@@ -209,6 +212,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
   def setup(self) -> None:
     self._consumers: dict[TopicPartition, KafkaConsumer] = {}
     self._next_offsets: dict[TopicPartition, int] = {}
+    self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
+    self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
 
   def _positioned_consumer(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
     """The partition's consumer, about to fetch ``offset``.
@@ -221,9 +226,21 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     if consumer is None:
       consumer = self._consumers[tp] = self._connection.consumer('reader')
       consumer.assign([tp])
+      self._ended_before[tp] = self._ended_ahead_of_commit(consumer, tp)
     if self._next_offsets.get(tp) != offset:
       consumer.seek(tp, offset)
     return consumer
+
+  def _ended_ahead_of_commit(self, consumer: KafkaConsumer,
+                             tp: TopicPartition) -> list[tuple[int, int]]:
+    """The ranges the group's last commit says ended beyond it (transforms.offsets)."""
+    if not self._connection.group_id:
+      return []
+    committed = consumer.committed(tp, metadata=True)
+    return ended_ahead_ranges(committed.metadata if committed else None)
+
+  def _ended_already(self, tp: TopicPartition, offset: int) -> bool:
+    return any(start <= offset < end for start, end in self._ended_before[tp])
 
   @beam.DoFn.unbounded_per_element()
   def process(
@@ -253,6 +270,11 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             GAPS, EndedOffsets(tp.topic, tp.partition, next_offset, message.offset))
       next_offset = message.offset + 1
       newest_ms = max(newest_ms or message.timestamp, message.timestamp)
+      if self._ended_already(tp, message.offset):  # before a crash: not again
+        self._skipped.inc()
+        yield beam.pvalue.TaggedOutput(
+            GAPS, EndedOffsets(tp.topic, tp.partition, message.offset, next_offset))
+        continue
       yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
     self._next_offsets[tp] = next_offset
     progress.read((tp.topic, tp.partition), start, next_offset)

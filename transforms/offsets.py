@@ -15,7 +15,10 @@ Why not commit when the read's bundle is finalized: that says the runner holds t
 records, not that they have been processed. A runner without durable state (Prism) loses
 what is in flight when it stops, and a restart would then skip it. Committing only the
 frontier of ended records makes a restart read those again: nothing is lost, and what is
-repeated carries the same ``focus_event_id``. A record that never ends holds its
+repeated carries the same ``focus_event_id``. Records end out of order (a focus event
+waits for the scorer while later entries are stored), so each commit also carries, in its
+metadata, the ranges that ended beyond the frontier: a restart after a crash skips those
+(transforms.kafka_python) and repeats only what was really in flight. A record that never ends holds its
 partition's commits back (``offsets.ended_ahead`` grows), so a restart replays it.
 
 Why not Beam state (a stateful DoFn keyed by partition, as first built): on Prism 2.73 an
@@ -40,11 +43,11 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from transforms import drain
+from transforms.commit_metadata import Ahead, ended_ahead_metadata
 from transforms.domain import EndedOffsets
 from transforms.kafka_python import KafkaConnection
 
 _LOGGER = logging.getLogger(__name__)
-Ahead = dict[int, int]  # start -> end of ended ranges beyond the next offset to commit
 
 
 def advance(next_offset: int, ahead: Ahead, ended: EndedOffsets) -> int:
@@ -67,7 +70,7 @@ class _Frontiers:
     self._progress = progress
     self._next: dict[TopicPartition, int] = {}
     self._ahead: dict[TopicPartition, Ahead] = {}
-    self._committed: dict[TopicPartition, int] = {}
+    self._committed: dict[TopicPartition, tuple[int, Optional[str]]] = {}
     self._lock = threading.Lock()
 
   def end(self, ended: EndedOffsets) -> int:
@@ -81,15 +84,18 @@ class _Frontiers:
       return len(ahead)
 
   def commit(self) -> int:
-    """Commits every partition whose frontier moved; returns how many."""
+    """Commits every partition whose frontier, or what ended beyond it, moved; returns how
+    many. What ended beyond the frontier goes in the commit's metadata, so that a restart
+    after a crash skips it (transforms.kafka_python) instead of repeating it."""
     with self._lock:
-      moved = {tp: offset for tp, offset in self._next.items()
-               if offset > self._committed.get(tp, -1)}
+      marks = {tp: (offset, ended_ahead_metadata(self._ahead.get(tp, {})))
+               for tp, offset in self._next.items()}
+      moved = {tp: mark for tp, mark in marks.items() if mark != self._committed.get(tp)}
       if moved:
-        self._consumer.commit({tp: OffsetAndMetadata(offset, '', -1)
-                               for tp, offset in moved.items()})
+        self._consumer.commit({tp: OffsetAndMetadata(offset, metadata, -1)
+                               for tp, (offset, metadata) in moved.items()})
         self._committed.update(moved)
-        for tp, offset in moved.items():
+        for tp, (offset, _) in moved.items():
           self._progress.committed((tp.topic, tp.partition), offset)
       return len(moved)
 
@@ -99,7 +105,7 @@ class _Frontiers:
     if committed is None:
       _LOGGER.warning('No committed offset for %s; committing from %d on', tp, fallback)
       return fallback
-    self._committed[tp] = committed
+    self._committed[tp] = (committed, None)
     return committed
 
 

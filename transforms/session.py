@@ -142,6 +142,7 @@ class CustomerSessions(beam.PTransform):
                 | 'EntriesAndFocuses' >> beam.Flatten()
                 | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
                     beam.typehints.KV[int, typing.Any])
-                | 'Session' >> beam.ParDo(_CustomerSessionFn(self._config, self._central, self._journal))
+                | 'Session' >> beam.ParDo(
+                    _CustomerSessionFn(self._config, self._central, self._journal))
                 .with_outputs(ENTRIES_ENDED, main='ready'))
     return {'ready': sessions.ready, ENTRIES_ENDED: sessions[ENTRIES_ENDED]}

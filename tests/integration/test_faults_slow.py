@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 import signal
 import time
 from pathlib import Path
@@ -23,11 +24,13 @@ from tests.integration.outcomes import (OUTPUT_TIMEOUT_S, as_dead_letter, as_pre
                                         expected_outcome, produce, read_all)
 from tests.integration.scenario import IndependentModel, Scenario
 from tests.integration.test_faults import assert_outcome, own_services
+from transforms.quarantine import TEST_HOOK_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCORER_OUTAGE_S = 30
 BROKER_OUTAGE_S = 20
 OWN_BROKER_PORT = 19592
+BURST_STOP_AFTER_S = 3
 
 
 def test_scorer_down_30_s_the_backlog_drains_and_nothing_is_dropped(
@@ -128,21 +131,22 @@ def test_broker_down_20_s_mid_stream_the_pipeline_reconnects_and_nothing_is_lost
 
 
 @pytest.mark.parametrize('how', [signal.SIGTERM, signal.SIGKILL], ids=['SIGTERM', 'SIGKILL'])
-def test_restart_resumes_from_committed_offsets(
+def test_restart_after_a_burst_loses_nothing_and_a_drained_stop_repeats_nothing(
     kafka, services, topics, tmp_path: Path, fault_figures: dict, how: signal.Signals):
-  """SIGTERM must lose nothing; SIGKILL is measured (and must lose nothing either: offsets
-  are committed only for finalized bundles)."""
-  scenario, metrics_file = Scenario(), tmp_path / 'metrics.json'
+  """A burst of about 1,000 messages, the stop 3 s after the last one was sent, a restart
+  with the same group. SIGTERM drains: 0 repeats. SIGKILL: repeats are counted."""
+  scenario, metrics_file, log = Scenario(), tmp_path / 'metrics.json', tmp_path / 'pipeline.log'
   env = pipeline_environment(kafka, services, topics, metrics_file)
-  wave = scenario.main_wave()
-  half = len(wave) // 2
 
-  process = start_pipeline(env, tmp_path / 'pipeline.log')
-  sent = produce(kafka.bootstrap_servers, topics, wave[:half])
-  wait_for_metric(metrics_file, 'predictions.written', 50)
+  process = start_pipeline(env, log)
+  sent = produce(kafka.bootstrap_servers, topics, scenario.warm_up())
+  wait_for_metric(metrics_file, 'predictions.written', 1)
+  sent += produce(kafka.bootstrap_servers, topics, scenario.main_wave())
+  time.sleep(BURST_STOP_AFTER_S)
+  stopping = time.monotonic()
   stop_pipeline(process, how)
-  sent += produce(kafka.bootstrap_servers, topics, wave[half:])
-  with running_pipeline(env, tmp_path / 'pipeline.log'):
+  fault_figures['stopped_in_s'] = round(time.monotonic() - stopping, 1)
+  with running_pipeline(env, log):
     expected = expected_outcome(IndependentModel(services.db_path), sent)
     written = read_all(kafka.bootstrap_servers, topics['predictions'],
                        len(expected.predictions), OUTPUT_TIMEOUT_S)
@@ -151,12 +155,47 @@ def test_restart_resumes_from_committed_offsets(
 
   got = [as_prediction(m) for m in written]
   missing = expected.predictions - set(got)
-  repeats = collections.Counter(got)
+  counts = collections.Counter(got)
+  repeats = sum(n - 1 for n in counts.values())
   fault_figures.update(
-      lost_predictions=len(missing),
-      lost_focus_events=len({p[0] for p in missing}),
-      duplicate_predictions=sum(n - 1 for n in repeats.values()),
+      burst_messages=len(sent), lost_predictions=len(missing), duplicate_predictions=repeats,
+      repeated_focus_events=len({p[0] for p, n in counts.items() if n > 1}),
+      skipped_on_restart=read_metrics(metrics_file).get('offsets.skipped_ended_before_restart', 0),
       duplicate_dead_letters=len(letters) - len({as_dead_letter(m) for m in letters}))
+  if how == signal.SIGTERM:
+    drain = re.search(r'drain (complete|incomplete) after ([\d.]+) s', log.read_text())
+    fault_figures.update(drain=drain.group(1), drain_s=float(drain.group(2)))
+    assert drain.group(1) == 'complete'
+    assert repeats == 0, f'{repeats} prediction results repeated after a drained stop'
   assert not missing, f'{len(missing)} predictions lost, e.g. {sorted(missing)[:3]}'
   assert set(got) == expected.predictions
   assert {as_dead_letter(m) for m in letters} == expected.dead_letters
+
+
+def test_a_record_failing_the_job_on_two_starts_is_dead_lettered_as_poison_pill_on_the_third(
+    kafka, services, topics, tmp_path: Path, fault_figures: dict):
+  """The test hook (TEST_FAIL_ON_RECORD) makes one focus event raise inside the pipeline,
+  as a bug would; the job fails on it twice, the third start quarantines it."""
+  metrics_file, log = tmp_path / 'metrics.json', tmp_path / 'pipeline.log'
+  sent = produce(kafka.bootstrap_servers, topics, Scenario().small_wave(20))
+  pill = next(position for message, position in sent if message.kind == 'focus')
+  env = {**pipeline_environment(kafka, services, topics, metrics_file),
+         'FAILURE_JOURNAL': str(tmp_path / 'failures.json'), TEST_HOOK_ENV: pill}
+
+  exits = []
+  for _ in range(2):
+    process = start_pipeline(env, log)
+    exits.append(process.wait(timeout=OUTPUT_TIMEOUT_S))
+  with running_pipeline(env, log) as process:
+    expected = expected_outcome(IndependentModel(services.db_path), sent)
+    pill_predictions = {p for p in expected.predictions if p[0] == pill}
+    written = read_all(kafka.bootstrap_servers, topics['predictions'],
+                       len(expected.predictions - pill_predictions), OUTPUT_TIMEOUT_S)
+    letters = read_all(kafka.bootstrap_servers, topics['deadletters'], 1, 30)
+    assert process.poll() is None, 'the third start failed too'
+
+  assert exits == [1, 1]
+  assert {as_prediction(m) for m in written} == expected.predictions - pill_predictions
+  assert [as_dead_letter(m) for m in letters] == [('poison_pill', pill)]
+  assert TEST_HOOK_ENV in letters[0]['detail']
+  fault_figures.update(failed_starts=len(exits), poison_pill=pill)
