@@ -42,7 +42,7 @@ cleanup() {
   trap - EXIT INT TERM
   echo; echo "stopping ..."
   stop_group "$traffic_pid" TERM 10
-  stop_group "$pipeline_pid" INT 30
+  stop_group "$pipeline_pid" INT 45  # room for its drain (DRAIN_TIMEOUT_SECONDS, 30 s)
   $services_were_running || $PY -m standins services stop || true
   $kafka_was_running || $PY -m standins.kafka stop || true
   echo "stopped; logs in $LOGS/"
