@@ -57,7 +57,7 @@ $services_were_running || $PY -m standins services start
 setsid $PY -m pipeline --runner=DirectRunner "$@" > "$LOGS/pipeline.log" 2>&1 &
 pipeline_pid=$!
 echo "pipeline starting (log: $LOGS/pipeline.log) ..."
-until grep -q "pipeline started" "$LOGS/pipeline.log"; do
+until grep -q "pipeline reading" "$LOGS/pipeline.log"; do
   kill -0 "$pipeline_pid" 2>/dev/null || { tail -n 30 "$LOGS/pipeline.log"; exit 1; }
   sleep 1
 done

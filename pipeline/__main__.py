@@ -114,6 +114,7 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
   result = p.run()
   _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
   try:
+    announce_reading(result, progress(run_id), settings)
     while not PipelineState.is_terminal(result.state):
       time.sleep(settings.metrics_interval_s)
       report(result, settings.metrics_file)
@@ -124,6 +125,17 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
     result.cancel()
   _LOGGER.info('pipeline %s', result.state)
   return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
+
+
+def announce_reading(result: PipelineResult, run: RunProgress, settings: Settings) -> None:
+  """Logs ``pipeline reading`` once the read has polled Kafka (a cold start takes a while
+  after ``pipeline started``): what tests and operators wait for. KAFKA_IO=xlang's read
+  runs in Java and reports nothing here: logged at once."""
+  if settings.kafka_io == 'python':
+    while not run.wait_reading(0.5):
+      if PipelineState.is_terminal(result.state):
+        return
+  _LOGGER.info('pipeline reading')
 
 
 def drain(result: PipelineResult, run: RunProgress, timeout_s: float) -> None:

@@ -11,6 +11,7 @@ detached command line (``python -m standins services start|stop``), ``run/{centr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -107,8 +108,9 @@ class LocalServices:
         ensure_database(self.db_path, self.customers, self.seed)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for service in self._services():
-                service.port = _claim_port(service.port)
+            services = self._services()
+            for service, port in zip(services, _claim_ports([s.port for s in services])):
+                service.port = port
                 service.process = self._spawn(service)
             for service in self._services():
                 self._wait_healthy(service)
@@ -228,15 +230,24 @@ def _terminate(pid: int, has_exited: Callable[[], bool]) -> None:
             return
 
 
-def _claim_port(port: int) -> int:
-    """``port`` if free on ``HOST`` (or a free port for 0); raise if something listens there."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does
-        try:
-            probe.bind((HOST, port))
-        except OSError as error:
-            raise RuntimeError(f"port {port} on {HOST} is not available: {error}") from None
-        return probe.getsockname()[1]
+def _claim_ports(ports: list[int]) -> list[int]:
+    """Each port if free on ``HOST`` (a free port for 0); raise if something listens there.
+
+    The probes stay bound until every port is chosen, so that two 0s never get the same
+    port (a scorer once failed its start with "Address already in use" beside the central).
+    """
+    with contextlib.ExitStack() as probes:
+        claimed = []
+        for port in ports:
+            probe = probes.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does
+            try:
+                probe.bind((HOST, port))
+                probe.listen()  # a listening probe: no other socket gets its port meanwhile
+            except OSError as error:
+                raise RuntimeError(f"port {port} on {HOST} is not available: {error}") from None
+            claimed.append(probe.getsockname()[1])
+        return claimed
 
 
 def _is_healthy(base_url: str) -> bool:

@@ -27,11 +27,13 @@ class RunProgress:
   def __init__(self):
     self._lock = threading.Lock()
     self._draining = threading.Event()
+    self._reading = threading.Event()
     self._read: dict[TopicPartition, int] = {}
     self._committed: dict[TopicPartition, int] = {}
 
   def read(self, partition: TopicPartition, start: int, next_offset: int) -> None:
     """The read fetched ``partition`` from ``start`` up to ``next_offset``."""
+    self._reading.set()
     with self._lock:
       self._committed.setdefault(partition, start)
       self._read[partition] = max(self._read.get(partition, start), next_offset)
@@ -45,6 +47,10 @@ class RunProgress:
     with self._lock:
       return sum(max(0, next_offset - self._committed[partition])
                  for partition, next_offset in self._read.items())
+
+  def wait_reading(self, timeout_s: float) -> bool:
+    """Whether the read has polled, waiting up to ``timeout_s`` for its first poll."""
+    return self._reading.wait(timeout_s)
 
   def request(self) -> None:
     self._draining.set()

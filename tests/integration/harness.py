@@ -35,13 +35,15 @@ def pipeline_environment(kafka: KafkaBroker, services: LocalServices,
   }
 
 
-def start_pipeline(env: dict[str, str], log_path: Path) -> subprocess.Popen:
-  """Starts ``python -m pipeline --runner=DirectRunner``; returns once it says it started."""
+def start_pipeline(env: dict[str, str], log_path: Path,
+                   ready: str = 'pipeline reading') -> subprocess.Popen:
+  """Starts ``python -m pipeline --runner=DirectRunner``; returns once it logs ``ready``:
+  by default once its read has polled Kafka, never after a fixed time."""
   with open(log_path, 'a') as log:
     process = subprocess.Popen(
         [sys.executable, '-m', 'pipeline', '--runner=DirectRunner'], cwd=REPO, env=env,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-  wait_for_log(log_path, 'pipeline started', process)
+  wait_for_log(log_path, ready, process)
   return process
 
 

@@ -184,7 +184,7 @@ def test_a_record_failing_the_job_on_two_starts_is_dead_lettered_as_poison_pill_
 
   exits = []
   for _ in range(2):
-    process = start_pipeline(env, log)
+    process = start_pipeline(env, log, ready='pipeline started')  # it may fail soon after
     exits.append(process.wait(timeout=OUTPUT_TIMEOUT_S))
   with running_pipeline(env, log) as process:
     expected = expected_outcome(IndependentModel(services.db_path), sent)
