@@ -214,6 +214,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     self._next_offsets: dict[TopicPartition, int] = {}
     self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
     self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
+    self._progress = drain.progress(self._run_id)
 
   def _positioned_consumer(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
     """The partition's consumer, about to fetch ``offset``.
@@ -251,8 +252,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
   ) -> Iterator[beam.window.TimestampedValue]:
     tp = TopicPartition(*partition)
     start = tracker.current_restriction().start
-    progress = drain.progress(self._run_id)
-    if progress.draining:  # read nothing more; the watermark goes on
+    if self._progress.draining:  # read nothing more; the watermark goes on
       time.sleep(self._poll_budget_ms() / 1000)
       self._advance_watermark(watermark, None)
       tracker.defer_remainder()
@@ -277,7 +277,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         continue
       yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
     self._next_offsets[tp] = next_offset
-    progress.read((tp.topic, tp.partition), start, next_offset)
+    self._progress.read((tp.topic, tp.partition), start, next_offset)
     self._advance_watermark(watermark, newest_ms)
     tracker.defer_remainder()
 
