@@ -3,12 +3,14 @@ workers (Flink, Dataflow) can install it with ``--setup_file ./setup.py``.
 
 The local stand-ins (``standins/``) and the tests are not part of it.
 """
+
 import setuptools
 
 with open('requirements.txt') as requirements:
-  RUNTIME = requirements.read().split('# Tests only')[0]
-PINNED = [line.strip() for line in RUNTIME.splitlines()
-          if line.strip() and not line.startswith('#')]
+    RUNTIME = requirements.read().split('# Tests only')[0]
+PINNED = [
+    line.strip() for line in RUNTIME.splitlines() if line.strip() and not line.startswith('#')
+]
 
 setuptools.setup(
     name='coupon-scoring',

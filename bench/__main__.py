@@ -4,14 +4,15 @@
 ``bench/results/<timestamp>/`` (``--out`` to choose), and the report is also copied to
 ``bench/results/latest.md``.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 import os
 import platform
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,77 +30,110 @@ LATEST = RESULTS_DIR / 'latest.md'
 LATEST_PLOT = RESULTS_DIR / 'latest-sweep.png'
 
 
-def run_benchmark(plan: Plan, out_dir: Path, kafka_port: int = DEFAULT_KAFKA_PORT) -> tuple[Results, str]:
-  """Run ``plan`` on the bench's own broker and stand-ins; write the outputs; return them."""
-  started, commit, load_start = _now(), _commit(), _load_average()
-  with running_rig(kafka_port) as rig:
-    results = run_plan(plan, rig, out_dir / 'runs', say=lambda line: print(line, flush=True))
-  at_end = _commit()
-  if at_end != commit:  # the checkout changed under the run: its points ran different code
-    commit += f', but {at_end} at the end'
-  info = RunInfo(started=started, finished=_now(), commit=commit, machine=_machine(),
-                 load_average_start=load_start, load_average_end=_load_average(), versions=_versions())
-  report = write_outputs(results, info, out_dir)
-  if out_dir.parent == RESULTS_DIR:  # the latest report and plot are the ones kept in git
-    if (out_dir / PLOT).exists():
-      shutil.copyfile(out_dir / PLOT, LATEST_PLOT)
-    LATEST.write_text(report.replace(f']({PLOT})', f']({LATEST_PLOT.name})'))
-  return results, report
+def run_benchmark(
+    plan: Plan, out_dir: Path, kafka_port: int = DEFAULT_KAFKA_PORT
+) -> tuple[Results, str]:
+    """Run ``plan`` on the bench's own broker and stand-ins; write the outputs; return them."""
+    started, commit, load_start = _now(), _commit(), _load_average()
+    with running_rig(kafka_port) as rig:
+        results = run_plan(plan, rig, out_dir / 'runs', say=lambda line: print(line, flush=True))
+    at_end = _commit()
+    if at_end != commit:  # the checkout changed under the run: its points ran different code
+        commit += f', but {at_end} at the end'
+    info = RunInfo(
+        started=started,
+        finished=_now(),
+        commit=commit,
+        machine=_machine(),
+        load_average_start=load_start,
+        load_average_end=_load_average(),
+        versions=_versions(),
+    )
+    report = write_outputs(results, info, out_dir)
+    if out_dir.parent == RESULTS_DIR:  # the latest report and plot are the ones kept in git
+        if (out_dir / PLOT).exists():
+            shutil.copyfile(out_dir / PLOT, LATEST_PLOT)
+        LATEST.write_text(report.replace(f']({PLOT})', f']({LATEST_PLOT.name})'))
+    return results, report
 
 
 def _now() -> str:
-  return time.strftime('%Y-%m-%d %H:%M:%S %Z')
+    return time.strftime('%Y-%m-%d %H:%M:%S %Z')
 
 
 def _load_average() -> str:
-  return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
+    return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
 
 
 def _commit() -> str:
-  def git(*args: str) -> str:
-    return subprocess.run(['git', *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ['git', *args], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
 
-  dirty = ' (with uncommitted changes)' if git('status', '--porcelain') else ''
-  return git('rev-parse', '--short', 'HEAD') + dirty
+    dirty = ' (with uncommitted changes)' if git('status', '--porcelain') else ''
+    return git('rev-parse', '--short', 'HEAD') + dirty
 
 
 def _machine() -> str:
-  model = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
-                if line.startswith('model name')), platform.machine())
-  memory_kib = int(Path('/proc/meminfo').read_text().split()[1])
-  return f'{os.cpu_count()} cores ({model}), {memory_kib / 2**20:.0f} GiB'
+    model = next(
+        (
+            line.split(':', 1)[1].strip()
+            for line in Path('/proc/cpuinfo').read_text().splitlines()
+            if line.startswith('model name')
+        ),
+        platform.machine(),
+    )
+    memory_kib = int(Path('/proc/meminfo').read_text().split()[1])
+    return f'{os.cpu_count()} cores ({model}), {memory_kib / 2**20:.0f} GiB'
 
 
 def _versions() -> str:
-  return (f'Python {platform.python_version()}, apache-beam {version("apache-beam")}, '
-          f'kafka-python {version("kafka-python")}')
+    return (
+        f'Python {platform.python_version()}, apache-beam {version("apache-beam")}, '
+        f'kafka-python {version("kafka-python")}'
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__.split('\n\n')[0])
-  parser.add_argument('--quick', action='store_true',
-                      help='a short run (2 loads of 10 s, batching without scorer latency; ~4 min)')
-  parser.add_argument('--out', type=Path, default=None,
-                      help='results directory (default: bench/results/<timestamp>)')
-  parser.add_argument('--kafka-port', type=int, default=DEFAULT_KAFKA_PORT,
-                      help=f'the bench broker\'s port, the controller\'s is the next one '
-                           f'(default: {DEFAULT_KAFKA_PORT})')
-  return parser
+    parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__.split('\n\n')[0])
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='a short run (2 loads of 10 s, batching without scorer latency; ~4 min)',
+    )
+    parser.add_argument(
+        '--out',
+        type=Path,
+        default=None,
+        help='results directory (default: bench/results/<timestamp>)',
+    )
+    parser.add_argument(
+        '--kafka-port',
+        type=int,
+        default=DEFAULT_KAFKA_PORT,
+        help=f'the bench broker\'s port, the controller\'s is the next one '
+        f'(default: {DEFAULT_KAFKA_PORT})',
+    )
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """Run the benchmark and print the report."""
-  args = _parser().parse_args(argv)
-  # SIGTERM ends the run as Ctrl-C does: what it started is stopped on the way out.
-  signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
-  logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
-  logging.getLogger('kafka').setLevel(logging.CRITICAL)  # kafka-python's connection chatter
-  out_dir = args.out or RESULTS_DIR / time.strftime('%Y%m%d-%H%M%S')
-  _, report = run_benchmark(QUICK if args.quick else FULL, out_dir, args.kafka_port)
-  print(report)
-  print(f'results in {out_dir}' + (f', report copied to {LATEST}' if out_dir.parent == RESULTS_DIR else ''))
-  return 0
+    """Run the benchmark and print the report."""
+    args = _parser().parse_args(argv)
+    # SIGTERM ends the run as Ctrl-C does: what it started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    logging.getLogger('kafka').setLevel(logging.CRITICAL)  # kafka-python's connection chatter
+    out_dir = args.out or RESULTS_DIR / time.strftime('%Y%m%d-%H%M%S')
+    _, report = run_benchmark(QUICK if args.quick else FULL, out_dir, args.kafka_port)
+    print(report)
+    print(
+        f'results in {out_dir}'
+        + (f', report copied to {LATEST}' if out_dir.parent == RESULTS_DIR else '')
+    )
+    return 0
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+    sys.exit(main())

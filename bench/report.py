@@ -5,6 +5,7 @@ batching, profile); the plot shows the sweep. The plot needs matplotlib
 (``bench/requirements.txt``, installed by ``bench/run.sh``); without it the plot is skipped
 and the report says so.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,233 +27,344 @@ MISSING = '—'
 
 @dataclass(frozen=True)
 class RunInfo:
-  """Where and when the run happened."""
+    """Where and when the run happened."""
 
-  started: str
-  finished: str
-  commit: str
-  machine: str
-  load_average_start: str
-  load_average_end: str
-  versions: str
+    started: str
+    finished: str
+    commit: str
+    machine: str
+    load_average_start: str
+    load_average_end: str
+    versions: str
 
 
 def write_outputs(results: Results, info: RunInfo, out_dir: Path) -> str:
-  """Write the four files into ``out_dir``; return the report (it links the plot as ``sweep.png``)."""
-  out_dir.mkdir(parents=True, exist_ok=True)
-  points = results.points
-  (out_dir / 'summary.json').write_text(json.dumps(_summary(results, info), indent=1))
-  write_csv(points, out_dir / 'sweep.csv')
-  plotted = write_plot(results.sweep, out_dir / PLOT)
-  report = markdown(results, info, PLOT if plotted else None)
-  (out_dir / 'report.md').write_text(report)
-  return report
+    """Write the four files into ``out_dir``; return the report (it links the plot as ``sweep.png``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = results.points
+    (out_dir / 'summary.json').write_text(json.dumps(_summary(results, info), indent=1))
+    write_csv(points, out_dir / 'sweep.csv')
+    plotted = write_plot(results.sweep, out_dir / PLOT)
+    report = markdown(results, info, PLOT if plotted else None)
+    (out_dir / 'report.md').write_text(report)
+    return report
 
 
 def write_csv(points: Sequence[PointResult], path: Path) -> None:
-  """One row per point, every figure but the per-process breakdown."""
-  rows = [{k: v for k, v in point.as_dict().items() if k not in CSV_SKIPPED} for point in points]
-  with path.open('w', newline='') as out:
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ['section'])
-    writer.writeheader()
-    writer.writerows(rows)
+    """One row per point, every figure but the per-process breakdown."""
+    rows = [{k: v for k, v in point.as_dict().items() if k not in CSV_SKIPPED} for point in points]
+    with path.open('w', newline='') as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ['section'])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def write_plot(sweep: Sequence[PointResult], path: Path) -> bool:
-  """Throughput and latency against offered load, per system; False if matplotlib is missing."""
-  try:
-    import matplotlib
-  except ImportError:
-    return False
-  matplotlib.use('Agg')
-  from matplotlib import pyplot
+    """Throughput and latency against offered load, per system; False if matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
 
-  figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.8))
-  rates = sorted({p.offered_rate for p in sweep if p.offered_rate is not None})
-  left.plot(rates, rates, color='lightgrey', linestyle=':', label='offered')
-  for system in (PIPELINE.name, *REFERENCES):
-    mine = sorted((p for p in sweep if p.system == system), key=lambda p: p.offered_rate or 0)
-    x = [p.offered_rate for p in mine]
-    line, = left.plot(x, [p.throughput for p in mine], marker='o', label=system)
-    for field, style in (('p50_ms', '-'), ('p99_ms', '--')):
-      right.plot(x, [getattr(p, field) for p in mine], marker='o', linestyle=style, color=line.get_color(),
-                 label=f'{system} {field[:3]}')
-  left.set(xlabel='offered focus events/s', ylabel='processed focus events/s', title='Throughput')
-  right.set(xlabel='offered focus events/s', ylabel='produce → first output (ms)', yscale='log',
-            title='Latency (p50 solid, p99 dashed)')
-  for axes in (left, right):
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-  figure.tight_layout()
-  figure.savefig(path, dpi=110)
-  pyplot.close(figure)
-  return True
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.8))
+    rates = sorted({p.offered_rate for p in sweep if p.offered_rate is not None})
+    left.plot(rates, rates, color='lightgrey', linestyle=':', label='offered')
+    for system in (PIPELINE.name, *REFERENCES):
+        mine = sorted((p for p in sweep if p.system == system), key=lambda p: p.offered_rate or 0)
+        x = [p.offered_rate for p in mine]
+        (line,) = left.plot(x, [p.throughput for p in mine], marker='o', label=system)
+        for field, style in (('p50_ms', '-'), ('p99_ms', '--')):
+            right.plot(
+                x,
+                [getattr(p, field) for p in mine],
+                marker='o',
+                linestyle=style,
+                color=line.get_color(),
+                label=f'{system} {field[:3]}',
+            )
+    left.set(xlabel='offered focus events/s', ylabel='processed focus events/s', title='Throughput')
+    right.set(
+        xlabel='offered focus events/s',
+        ylabel='produce → first output (ms)',
+        yscale='log',
+        title='Latency (p50 solid, p99 dashed)',
+    )
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return True
 
 
 def ratios(points: Iterable[PointResult]) -> list[dict[str, object]]:
-  """Per load: the pipeline's throughput and latencies divided by each reference's."""
-  by_load: dict[str, dict[str, PointResult]] = {}
-  for point in points:
-    by_load.setdefault(point.load, {})[point.system] = point
-  rows = []
-  for load, systems in by_load.items():
-    pipeline = systems.get(PIPELINE.name)
-    for reference in (systems.get(name) for name in REFERENCES):
-      if pipeline is not None and reference is not None:
-        rows.append({'load': load, 'reference': reference.system,
-                     **{f'{field}_ratio': _ratio(getattr(pipeline, field), getattr(reference, field))
-                        for field in ('throughput', 'p50_ms', 'p95_ms', 'p99_ms')}})
-  return rows
+    """Per load: the pipeline's throughput and latencies divided by each reference's."""
+    by_load: dict[str, dict[str, PointResult]] = {}
+    for point in points:
+        by_load.setdefault(point.load, {})[point.system] = point
+    rows = []
+    for load, systems in by_load.items():
+        pipeline = systems.get(PIPELINE.name)
+        for reference in (systems.get(name) for name in REFERENCES):
+            if pipeline is not None and reference is not None:
+                rows.append(
+                    {
+                        'load': load,
+                        'reference': reference.system,
+                        **{
+                            f'{field}_ratio': _ratio(
+                                getattr(pipeline, field), getattr(reference, field)
+                            )
+                            for field in ('throughput', 'p50_ms', 'p95_ms', 'p99_ms')
+                        },
+                    }
+                )
+    return rows
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-  return round(numerator / denominator, 3) if numerator is not None and denominator else None
+    return round(numerator / denominator, 3) if numerator is not None and denominator else None
 
 
 def _summary(results: Results, info: RunInfo) -> dict[str, object]:
-  return {
-      'run': asdict(info),
-      'plan': asdict(results.plan),
-      'saturation': {**asdict(results.saturation), 'description': results.saturation.describe()},
-      'ratios': {'sweep': ratios(results.sweep), 'replay': ratios(results.replay)},
-      'points': [point.as_dict() for point in results.points],
-      'profile': results.profile.as_dict() if results.profile else None,
-  }
+    return {
+        'run': asdict(info),
+        'plan': asdict(results.plan),
+        'saturation': {**asdict(results.saturation), 'description': results.saturation.describe()},
+        'ratios': {'sweep': ratios(results.sweep), 'replay': ratios(results.replay)},
+        'points': [point.as_dict() for point in results.points],
+        'profile': results.profile.as_dict() if results.profile else None,
+    }
 
 
 def markdown(results: Results, info: RunInfo, image: str | None) -> str:
-  """The human report."""
-  plan = results.plan
-  parts = [
-      f'# Benchmark of the coupon-scoring pipeline, {info.started}',
-      f'Commit `{info.commit}`; {info.machine}; {info.versions}. Load average (1/5/15 min) '
-      f'{info.load_average_start} at the start, {info.load_average_end} at the end '
-      f'(finished {info.finished}). Sweep loads {", ".join(f"{r:g}" for r in plan.loads)} focus events/s, '
-      f'about {plan.duration_s:g} s each, warm-up {plan.timing.warmup_s:g} s, drain timeout '
-      f'{plan.timing.drain_timeout_s:g} s, traffic seed {plan.timing.seed}.',
-      '## Summary',
-      _headline(results),
-      '## Sweep',
-      _points_table(results.sweep),
-      '### Pipeline ÷ reference (throughput below 1 and latency above 1: the pipeline is worse)',
-      _ratios_table(ratios(results.sweep)),
-  ]
-  if image:
-    parts.append(f'![throughput and latency against offered load]({image})')
-  if results.replay:
-    parts += ['## Replay: a fixed scenario as fast as the broker takes it (capacity)',
-              _points_table(results.replay), _ratios_table(ratios(results.replay))]
-  if results.batching:
-    parts += [f'## Batching at {plan.batching_rate:g} focus events/s', _points_table(results.batching)]
-  parts += ['## The pipeline\'s CPU by process (Python: driver and SDK harness; Prism: the runner)',
-            _cpu_by_process_table([p for p in results.points if p.system == PIPELINE.name])]
-  if results.profile is not None and results.profile_point is not None:
-    parts += ['## Profile of the pipeline', _profile_text(results.profile, results.profile_point)]
-  parts += ['## How it was measured', HOW_MEASURED]
-  return '\n\n'.join(parts) + '\n'
+    """The human report."""
+    plan = results.plan
+    parts = [
+        f'# Benchmark of the coupon-scoring pipeline, {info.started}',
+        f'Commit `{info.commit}`; {info.machine}; {info.versions}. Load average (1/5/15 min) '
+        f'{info.load_average_start} at the start, {info.load_average_end} at the end '
+        f'(finished {info.finished}). Sweep loads {", ".join(f"{r:g}" for r in plan.loads)} focus events/s, '
+        f'about {plan.duration_s:g} s each, warm-up {plan.timing.warmup_s:g} s, drain timeout '
+        f'{plan.timing.drain_timeout_s:g} s, traffic seed {plan.timing.seed}.',
+        '## Summary',
+        _headline(results),
+        '## Sweep',
+        _points_table(results.sweep),
+        '### Pipeline ÷ reference (throughput below 1 and latency above 1: the pipeline is worse)',
+        _ratios_table(ratios(results.sweep)),
+    ]
+    if image:
+        parts.append(f'![throughput and latency against offered load]({image})')
+    if results.replay:
+        parts += [
+            '## Replay: a fixed scenario as fast as the broker takes it (capacity)',
+            _points_table(results.replay),
+            _ratios_table(ratios(results.replay)),
+        ]
+    if results.batching:
+        parts += [
+            f'## Batching at {plan.batching_rate:g} focus events/s',
+            _points_table(results.batching),
+        ]
+    parts += [
+        '## The pipeline\'s CPU by process (Python: driver and SDK harness; Prism: the runner)',
+        _cpu_by_process_table([p for p in results.points if p.system == PIPELINE.name]),
+    ]
+    if results.profile is not None and results.profile_point is not None:
+        parts += [
+            '## Profile of the pipeline',
+            _profile_text(results.profile, results.profile_point),
+        ]
+    parts += ['## How it was measured', HOW_MEASURED]
+    return '\n\n'.join(parts) + '\n'
 
 
 def _headline(results: Results) -> str:
-  """The main findings as bullets: saturation, latency, scorer use, cost, capacity, leftovers."""
-  pipeline_sweep = [p for p in results.sweep if p.system == PIPELINE.name]
-  by_load = ', '.join(f'{p.load} {_num(p.p50_ms, 0)}/{_num(p.p99_ms, 0)} ms' for p in pipeline_sweep)
-  bullets = [results.saturation.describe(), f'Pipeline latency p50/p99 by load: {by_load}.']
-  at = results.saturation.highest_kept_up
-  compared = {p.system: p for p in results.sweep if p.offered_rate == at}
-  if PIPELINE.name in compared:
-    bullets += _comparison(compared)
-  if results.replay:
-    bullets.append('Capacity (replay): ' + ', '.join(f'{p.system} {_num(p.throughput)}/s'
-                                                    for p in results.replay) + '.')
-  points = results.points
-  left = [f'{p.section} {p.load} {p.label}: {p.focus_events - p.processed} not processed, '
-          f'{p.missing_outputs} outputs missing'
-          for p in points if p.processed < p.focus_events or p.missing_outputs]
-  bullets.append('Left behind when the drain ended: ' + ('; '.join(left) or 'nothing') + '.')
-  bullets.append(f'Lag at the end: {max((p.lag_end for p in points), default=0)} at most over '
-                 f'{len(points)} points.')
-  return '\n'.join(f'- {bullet}' for bullet in bullets)
+    """The main findings as bullets: saturation, latency, scorer use, cost, capacity, leftovers."""
+    pipeline_sweep = [p for p in results.sweep if p.system == PIPELINE.name]
+    by_load = ', '.join(
+        f'{p.load} {_num(p.p50_ms, 0)}/{_num(p.p99_ms, 0)} ms' for p in pipeline_sweep
+    )
+    bullets = [results.saturation.describe(), f'Pipeline latency p50/p99 by load: {by_load}.']
+    at = results.saturation.highest_kept_up
+    compared = {p.system: p for p in results.sweep if p.offered_rate == at}
+    if PIPELINE.name in compared:
+        bullets += _comparison(compared)
+    if results.replay:
+        bullets.append(
+            'Capacity (replay): '
+            + ', '.join(f'{p.system} {_num(p.throughput)}/s' for p in results.replay)
+            + '.'
+        )
+    points = results.points
+    left = [
+        f'{p.section} {p.load} {p.label}: {p.focus_events - p.processed} not processed, '
+        f'{p.missing_outputs} outputs missing'
+        for p in points
+        if p.processed < p.focus_events or p.missing_outputs
+    ]
+    bullets.append('Left behind when the drain ended: ' + ('; '.join(left) or 'nothing') + '.')
+    bullets.append(
+        f'Lag at the end: {max((p.lag_end for p in points), default=0)} at most over '
+        f'{len(points)} points.'
+    )
+    return '\n'.join(f'- {bullet}' for bullet in bullets)
 
 
 def _comparison(at_load: dict[str, PointResult]) -> list[str]:
-  """Latency, scorer use and cost of the pipeline and the references at one load."""
-  pipeline = at_load[PIPELINE.name]
-  references = [p for name, p in at_load.items() if name != PIPELINE.name]
-  latency = '; '.join(f'{p.system} p50 {_num(p.p50_ms, 0)} ms, p99 {_num(p.p99_ms, 0)} ms '
-                      f'(pipeline ×{_num(_ratio(pipeline.p50_ms, p.p50_ms))} at p50)' for p in references)
-  scorer = ''.join(f'; {p.system} {_num(p.requests_per_focus, 3)} and {_num(p.rows_per_request)}'
-                   for p in references if p.system == SIMPLE.name)
-  cost = '; '.join(f'{p.system} {_num(p.cpu_ms_per_focus)} ms CPU per focus event ({_num(p.cpu_cores, 2)} '
-                   f'cores), peak RSS {_num(p.peak_rss_mib, 0)} MiB' for p in at_load.values())
-  return [f'At {pipeline.load}: pipeline latency p50 {_num(pipeline.p50_ms, 0)} ms, '
-          f'p99 {_num(pipeline.p99_ms, 0)} ms; {latency}.',
-          f'Scorer at {pipeline.load}: pipeline {_num(pipeline.requests_per_focus, 3)} requests per focus '
-          f'event, {_num(pipeline.rows_per_request)} rows per request{scorer}.',
-          f'Cost at {pipeline.load}: {cost}.']
+    """Latency, scorer use and cost of the pipeline and the references at one load."""
+    pipeline = at_load[PIPELINE.name]
+    references = [p for name, p in at_load.items() if name != PIPELINE.name]
+    latency = '; '.join(
+        f'{p.system} p50 {_num(p.p50_ms, 0)} ms, p99 {_num(p.p99_ms, 0)} ms '
+        f'(pipeline ×{_num(_ratio(pipeline.p50_ms, p.p50_ms))} at p50)'
+        for p in references
+    )
+    scorer = ''.join(
+        f'; {p.system} {_num(p.requests_per_focus, 3)} and {_num(p.rows_per_request)}'
+        for p in references
+        if p.system == SIMPLE.name
+    )
+    cost = '; '.join(
+        f'{p.system} {_num(p.cpu_ms_per_focus)} ms CPU per focus event ({_num(p.cpu_cores, 2)} '
+        f'cores), peak RSS {_num(p.peak_rss_mib, 0)} MiB'
+        for p in at_load.values()
+    )
+    return [
+        f'At {pipeline.load}: pipeline latency p50 {_num(pipeline.p50_ms, 0)} ms, '
+        f'p99 {_num(pipeline.p99_ms, 0)} ms; {latency}.',
+        f'Scorer at {pipeline.load}: pipeline {_num(pipeline.requests_per_focus, 3)} requests per focus '
+        f'event, {_num(pipeline.rows_per_request)} rows per request{scorer}.',
+        f'Cost at {pipeline.load}: {cost}.',
+    ]
 
 
-POINT_COLUMNS = ('load', 'system', 'scorer +ms', 'sent/s', 'processed', 'missing', 'throughput/s', 'p50 ms',
-                 'p95 ms', 'p99 ms', 'max ms', 'drain s', 'scorer req/focus', 'rows/req', 'CPU s',
-                 'CPU cores', 'CPU ms/focus', 'machine cores', 'peak RSS MiB', 'lag', 'keeps up')
+POINT_COLUMNS = (
+    'load',
+    'system',
+    'scorer +ms',
+    'sent/s',
+    'processed',
+    'missing',
+    'throughput/s',
+    'p50 ms',
+    'p95 ms',
+    'p99 ms',
+    'max ms',
+    'drain s',
+    'scorer req/focus',
+    'rows/req',
+    'CPU s',
+    'CPU cores',
+    'CPU ms/focus',
+    'machine cores',
+    'peak RSS MiB',
+    'lag',
+    'keeps up',
+)
 
 
 def _points_table(points: Sequence[PointResult]) -> str:
-  rows = [[p.load, p.label, str(p.scorer_latency_ms), _num(p.sent_rate), f'{p.processed}/{p.focus_events}',
-           str(p.missing_outputs), _num(p.throughput), _num(p.p50_ms, 0), _num(p.p95_ms, 0),
-           _num(p.p99_ms, 0), _num(p.max_ms, 0), _num(p.drain_s), _num(p.requests_per_focus, 3),
-           _num(p.rows_per_request), _num(p.cpu_s), _num(p.cpu_cores, 2), _num(p.cpu_ms_per_focus),
-           _num(p.machine_cores, 2), _num(p.peak_rss_mib, 0),
-           str(p.lag_end), MISSING if p.offered_rate is None else 'yes' if p.keeps_up else 'NO']
-          for p in points]
-  return _table(POINT_COLUMNS, rows)
+    rows = [
+        [
+            p.load,
+            p.label,
+            str(p.scorer_latency_ms),
+            _num(p.sent_rate),
+            f'{p.processed}/{p.focus_events}',
+            str(p.missing_outputs),
+            _num(p.throughput),
+            _num(p.p50_ms, 0),
+            _num(p.p95_ms, 0),
+            _num(p.p99_ms, 0),
+            _num(p.max_ms, 0),
+            _num(p.drain_s),
+            _num(p.requests_per_focus, 3),
+            _num(p.rows_per_request),
+            _num(p.cpu_s),
+            _num(p.cpu_cores, 2),
+            _num(p.cpu_ms_per_focus),
+            _num(p.machine_cores, 2),
+            _num(p.peak_rss_mib, 0),
+            str(p.lag_end),
+            MISSING if p.offered_rate is None else 'yes' if p.keeps_up else 'NO',
+        ]
+        for p in points
+    ]
+    return _table(POINT_COLUMNS, rows)
 
 
 def _cpu_by_process_table(points: Sequence[PointResult]) -> str:
-  rows = []
-  for p in points:
-    cpu = {str(process['name']): float(process['cpu_s']) for process in p.processes}
-    rows.append([p.section, p.load, p.label, str(p.scorer_latency_ms), _num(cpu.get('python')),
-                 _num(cpu.get('prism')), _percent(_ratio(cpu.get('prism'), p.cpu_s))])
-  return _table(('part', 'load', 'system', 'scorer +ms', 'python CPU s', 'prism CPU s', 'prism share'), rows)
+    rows = []
+    for p in points:
+        cpu = {str(process['name']): float(process['cpu_s']) for process in p.processes}
+        rows.append(
+            [
+                p.section,
+                p.load,
+                p.label,
+                str(p.scorer_latency_ms),
+                _num(cpu.get('python')),
+                _num(cpu.get('prism')),
+                _percent(_ratio(cpu.get('prism'), p.cpu_s)),
+            ]
+        )
+    return _table(
+        ('part', 'load', 'system', 'scorer +ms', 'python CPU s', 'prism CPU s', 'prism share'), rows
+    )
 
 
 def _ratios_table(rows: Sequence[dict[str, object]]) -> str:
-  headers = ('load', 'reference', 'throughput', 'p50', 'p95', 'p99')
-  return _table(headers, [[str(r['load']), str(r['reference']),
-                           *(_num(r[f'{f}_ratio'], 2) for f in ('throughput', 'p50_ms', 'p95_ms', 'p99_ms'))]
-                          for r in rows])
+    headers = ('load', 'reference', 'throughput', 'p50', 'p95', 'p99')
+    return _table(
+        headers,
+        [
+            [
+                str(r['load']),
+                str(r['reference']),
+                *(_num(r[f'{f}_ratio'], 2) for f in ('throughput', 'p50_ms', 'p95_ms', 'p99_ms')),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _profile_text(profile: Profile, point: PointResult) -> str:
-  processes = ', '.join(f"{p['name']} {p['cpu_s']} s" for p in point.processes)
-  lines = [f'py-spy (`record --gil --format raw`, 50 Hz) on the pipeline\'s Python process at {point.load}: '
-           f'{profile.samples} samples of the thread holding the GIL. CPU during the load by process '
-           f'(from /proc; Prism is Go and not sampled): {processes}.',
-           '### By area (the innermost frame in a library; generic standard library goes to its caller)',
-           _shares_table('area', profile.areas),
-           '### Functions by own samples',
-           _shares_table('function', profile.own),
-           '### The pipeline\'s functions, samples in them and below',
-           _shares_table('function', profile.own_code)]
-  return '\n\n'.join(lines)
+    processes = ', '.join(f"{p['name']} {p['cpu_s']} s" for p in point.processes)
+    lines = [
+        f'py-spy (`record --gil --format raw`, 50 Hz) on the pipeline\'s Python process at {point.load}: '
+        f'{profile.samples} samples of the thread holding the GIL. CPU during the load by process '
+        f'(from /proc; Prism is Go and not sampled): {processes}.',
+        '### By area (the innermost frame in a library; generic standard library goes to its caller)',
+        _shares_table('area', profile.areas),
+        '### Functions by own samples',
+        _shares_table('function', profile.own),
+        '### The pipeline\'s functions, samples in them and below',
+        _shares_table('function', profile.own_code),
+    ]
+    return '\n\n'.join(lines)
 
 
 def _shares_table(what: str, shares: Sequence[tuple[str, float]]) -> str:
-  return _table((what, 'share'), [[f'`{name}`', f'{share:.1%}'] for name, share in shares])
+    return _table((what, 'share'), [[f'`{name}`', f'{share:.1%}'] for name, share in shares])
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  lines = ['| ' + ' | '.join(headers) + ' |', '|' + '---|' * len(headers)]
-  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
-  return '\n'.join(lines)
+    lines = ['| ' + ' | '.join(headers) + ' |', '|' + '---|' * len(headers)]
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return '\n'.join(lines)
 
 
 def _num(value: float | None, digits: int = 1) -> str:
-  return MISSING if value is None else f'{value:,.{digits}f}'
+    return MISSING if value is None else f'{value:,.{digits}f}'
 
 
 def _percent(share: float | None) -> str:
-  return MISSING if share is None else f'{share:.0%}'
+    return MISSING if share is None else f'{share:.0%}'
 
 
 HOW_MEASURED = '''\

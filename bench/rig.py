@@ -5,6 +5,7 @@ The broker listens on its own port (default 19292, controller 19293) with its da
 ``.local/bench/services``. A broker already running on that port from an earlier bench run
 is reused (and left running), as :class:`standins.kafka.broker.KafkaBroker` does.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,106 +30,114 @@ PARTITIONS = 3
 
 @dataclass(frozen=True)
 class ScorerCounts:
-  """The scorer stand-in's counters (GET /metrics)."""
+    """The scorer stand-in's counters (GET /metrics)."""
 
-  requests: int
-  instances: int
-  rejected: int
+    requests: int
+    instances: int
+    rejected: int
 
-  def __sub__(self, earlier: ScorerCounts) -> ScorerCounts:
-    return ScorerCounts(self.requests - earlier.requests, self.instances - earlier.instances,
-                        self.rejected - earlier.rejected)
+    def __sub__(self, earlier: ScorerCounts) -> ScorerCounts:
+        return ScorerCounts(
+            self.requests - earlier.requests,
+            self.instances - earlier.instances,
+            self.rejected - earlier.rejected,
+        )
 
 
 @dataclass
 class Rig:
-  """A running broker and stand-ins, and the Kafka book-keeping the bench needs."""
+    """A running broker and stand-ins, and the Kafka book-keeping the bench needs."""
 
-  kafka: KafkaBroker
-  services: LocalServices
-  offsets: OffsetReader
-  scorer_latency_ms: int = 0
+    kafka: KafkaBroker
+    services: LocalServices
+    offsets: OffsetReader
+    scorer_latency_ms: int = 0
 
-  @property
-  def bootstrap_servers(self) -> str:
-    return self.kafka.bootstrap_servers
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
 
-  @functools.cached_property
-  def model(self) -> IndependentModel:
-    """The integration tests' independent model of the predictions (the central's database and
-    the scorer's weights), which says which focus events have coupons at or above 0.2."""
-    return IndependentModel(self.services.db_path)
+    @functools.cached_property
+    def model(self) -> IndependentModel:
+        """The integration tests' independent model of the predictions (the central's database and
+        the scorer's weights), which says which focus events have coupons at or above 0.2."""
+        return IndependentModel(self.services.db_path)
 
-  def has_coupons(self, customer_id: int, department_id: int) -> bool:
-    """Whether a focus event of this customer in this department yields prediction messages."""
-    return self.model.has_department(department_id) and bool(
-        self.model.best_coupons(customer_id, department_id))
+    def has_coupons(self, customer_id: int, department_id: int) -> bool:
+        """Whether a focus event of this customer in this department yields prediction messages."""
+        return self.model.has_department(department_id) and bool(
+            self.model.best_coupons(customer_id, department_id)
+        )
 
-  def fresh_topics(self, prefix: str) -> Topics:
-    """Four new topics (entry, focus, output, dead letters) named ``bench.<prefix>.<random>.*``."""
-    base = f'bench.{prefix}.{uuid.uuid4().hex[:6]}'
-    topics = Topics(f'{base}.entry', f'{base}.focus', f'{base}.output', f'{base}.deadletters')
-    create_topics(self.bootstrap_servers, topics.names, partitions=PARTITIONS)
-    return topics
+    def fresh_topics(self, prefix: str) -> Topics:
+        """Four new topics (entry, focus, output, dead letters) named ``bench.<prefix>.<random>.*``."""
+        base = f'bench.{prefix}.{uuid.uuid4().hex[:6]}'
+        topics = Topics(f'{base}.entry', f'{base}.focus', f'{base}.output', f'{base}.deadletters')
+        create_topics(self.bootstrap_servers, topics.names, partitions=PARTITIONS)
+        return topics
 
-  def delete_topics(self, topics: Topics) -> None:
-    """Delete a point's topics, so the broker does not grow over a run."""
-    admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id='bench-admin')
-    try:
-      admin.delete_topics(topics.names, timeout_ms=10_000)
-    finally:
-      admin.close()
-      self.offsets.reset()  # its consumer would keep asking for the deleted topics' metadata
+    def delete_topics(self, topics: Topics) -> None:
+        """Delete a point's topics, so the broker does not grow over a run."""
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id='bench-admin')
+        try:
+            admin.delete_topics(topics.names, timeout_ms=10_000)
+        finally:
+            admin.close()
+            self.offsets.reset()  # its consumer would keep asking for the deleted topics' metadata
 
-  def scorer_counts(self) -> ScorerCounts:
-    """The scorer's request, instance and rejection counters now."""
-    base_url = self.services.scorer_url.removesuffix(PREDICT_PATH)
-    counts = requests.get(f'{base_url}/metrics', timeout=5).json()
-    return ScorerCounts(counts['requests'], counts['instances'], counts['rejected'])
+    def scorer_counts(self) -> ScorerCounts:
+        """The scorer's request, instance and rejection counters now."""
+        base_url = self.services.scorer_url.removesuffix(PREDICT_PATH)
+        counts = requests.get(f'{base_url}/metrics', timeout=5).json()
+        return ScorerCounts(counts['requests'], counts['instances'], counts['rejected'])
 
-  def consumer_lag(self, group: str, topics: Topics) -> int:
-    """End offsets of the input topics minus the group's committed offsets (none = 0)."""
-    partitions = self.offsets.partitions([topics.entry, topics.focus])
-    ends = self.offsets.end_offsets([tp for tps in partitions.values() for tp in tps])
-    committed = self.offsets.committed(group)
-    return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
+    def consumer_lag(self, group: str, topics: Topics) -> int:
+        """End offsets of the input topics minus the group's committed offsets (none = 0)."""
+        partitions = self.offsets.partitions([topics.entry, topics.focus])
+        ends = self.offsets.end_offsets([tp for tps in partitions.values() for tp in tps])
+        committed = self.offsets.committed(group)
+        return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
 
-  def end_offsets_total(self, topic: str) -> int:
-    """Records ever written to ``topic`` (the sum of its partitions' end offsets)."""
-    partitions = self.offsets.partitions([topic]).get(topic, [])
-    return sum(self.offsets.end_offsets(partitions).values())
+    def end_offsets_total(self, topic: str) -> int:
+        """Records ever written to ``topic`` (the sum of its partitions' end offsets)."""
+        partitions = self.offsets.partitions([topic]).get(topic, [])
+        return sum(self.offsets.end_offsets(partitions).values())
 
 
 @contextlib.contextmanager
 def running_rig(kafka_port: int = DEFAULT_KAFKA_PORT, scorer_latency_ms: int = 0) -> Iterator[Rig]:
-  """Start the broker (or reuse the bench's running one) and the stand-ins; stop what started."""
-  broker = KafkaBroker(port=kafka_port, data_dir=LOCAL_DIR / 'kafka', log_dir=LOCAL_DIR / 'logs')
-  with broker, services_with(scorer_latency_ms) as services, \
-      _rig(broker, services, scorer_latency_ms) as rig:
-    yield rig
+    """Start the broker (or reuse the bench's running one) and the stand-ins; stop what started."""
+    broker = KafkaBroker(port=kafka_port, data_dir=LOCAL_DIR / 'kafka', log_dir=LOCAL_DIR / 'logs')
+    with (
+        broker,
+        services_with(scorer_latency_ms) as services,
+        _rig(broker, services, scorer_latency_ms) as rig,
+    ):
+        yield rig
 
 
 @contextlib.contextmanager
 def with_scorer_latency(rig: Rig, latency_ms: int) -> Iterator[Rig]:
-  """The same broker with a second pair of stand-ins whose scorer waits ``latency_ms`` per request."""
-  with services_with(latency_ms) as services, _rig(rig.kafka, services, latency_ms) as other:
-    yield other
+    """The same broker with a second pair of stand-ins whose scorer waits ``latency_ms`` per request."""
+    with services_with(latency_ms) as services, _rig(rig.kafka, services, latency_ms) as other:
+        yield other
 
 
 @contextlib.contextmanager
 def services_with(scorer_latency_ms: int) -> Iterator[LocalServices]:
-  """The central and the scorer on free ports, files under ``.local/bench/services-<latency>ms``."""
-  local_dir = LOCAL_DIR / f'services-{scorer_latency_ms}ms'
-  with LocalServices(central_port=0, scorer_port=0, scorer_latency_ms=scorer_latency_ms,
-                     local_dir=local_dir) as services:
-    yield services
+    """The central and the scorer on free ports, files under ``.local/bench/services-<latency>ms``."""
+    local_dir = LOCAL_DIR / f'services-{scorer_latency_ms}ms'
+    with LocalServices(
+        central_port=0, scorer_port=0, scorer_latency_ms=scorer_latency_ms, local_dir=local_dir
+    ) as services:
+        yield services
 
 
 @contextlib.contextmanager
 def _rig(broker: KafkaBroker, services: LocalServices, scorer_latency_ms: int) -> Iterator[Rig]:
-  """A rig over running parts; its Kafka clients are closed on exit."""
-  rig = Rig(broker, services, OffsetReader(broker.bootstrap_servers), scorer_latency_ms)
-  try:
-    yield rig
-  finally:
-    rig.offsets.reset()
+    """A rig over running parts; its Kafka clients are closed on exit."""
+    rig = Rig(broker, services, OffsetReader(broker.bootstrap_servers), scorer_latency_ms)
+    try:
+        yield rig
+    finally:
+        rig.offsets.reset()

@@ -9,6 +9,7 @@ The pipeline is started with ``tests.integration.harness``: ``pipeline_environme
 ``running_pipeline`` fit as they are (``python -m pipeline --runner=DirectRunner``, a new
 session, SIGINT to stop); the bench adds its settings to the environment.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +26,12 @@ from bench.references import READY, read_stats
 from bench.rig import Rig
 from standins.monitor import Topics
 from standins.services import REPO_ROOT
-from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline, wait_for_log
+from tests.integration.harness import (
+    pipeline_environment,
+    read_metrics,
+    running_pipeline,
+    wait_for_log,
+)
 
 # How the bench runs the pipeline: metrics every 2 s (the demo's interval) so that its
 # count of focus events without coupons is fresh when the bench checks for completion.
@@ -35,126 +41,151 @@ STOP_TIMEOUT_S = 15.0
 
 @dataclass(frozen=True)
 class Run:
-  """One run of a system: the rig it talks to, its topics and its directory for files."""
+    """One run of a system: the rig it talks to, its topics and its directory for files."""
 
-  rig: Rig
-  topics: Topics
-  work_dir: Path
+    rig: Rig
+    topics: Topics
+    work_dir: Path
 
-  @property
-  def log_path(self) -> Path:
-    return self.work_dir / 'system.log'
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / 'system.log'
 
 
 class System(Protocol):
-  """What the bench needs of a system under test."""
+    """What the bench needs of a system under test."""
 
-  @property
-  def name(self) -> str:
-    """'pipeline', 'simple' or 'passthrough'."""
+    @property
+    def name(self) -> str:
+        """'pipeline', 'simple' or 'passthrough'."""
 
-  @property
-  def label(self) -> str:
-    """The name with any non-default settings, for reports."""
+    @property
+    def label(self) -> str:
+        """The name with any non-default settings, for reports."""
 
-  @property
-  def scores(self) -> bool:
-    """Whether its outputs are predictions (else every valid focus event has an output)."""
+    @property
+    def scores(self) -> bool:
+        """Whether its outputs are predictions (else every valid focus event has an output)."""
 
-  def running(self, run: Run) -> contextlib.AbstractContextManager[int]:
-    """Start the system, wait until it reads, yield its process group; stop it on exit."""
+    def running(self, run: Run) -> contextlib.AbstractContextManager[int]:
+        """Start the system, wait until it reads, yield its process group; stop it on exit."""
 
-  def group(self, run: Run) -> str:
-    """The consumer group whose committed offsets are the system's progress."""
+    def group(self, run: Run) -> str:
+        """The consumer group whose committed offsets are the system's progress."""
 
-  def without_output(self, run: Run) -> int:
-    """Focus events the system processed that legitimately produced no output."""
+    def without_output(self, run: Run) -> int:
+        """Focus events the system processed that legitimately produced no output."""
 
 
 @dataclass(frozen=True)
 class Pipeline:
-  """``python -m pipeline --runner=DirectRunner`` (on Prism), with optional settings."""
+    """``python -m pipeline --runner=DirectRunner`` (on Prism), with optional settings."""
 
-  settings: Mapping[str, str] = field(default_factory=dict)
-  name: str = 'pipeline'
-  scores: bool = True
+    settings: Mapping[str, str] = field(default_factory=dict)
+    name: str = 'pipeline'
+    scores: bool = True
 
-  @property
-  def label(self) -> str:
-    return ' '.join([self.name, *(f'{k}={v}' for k, v in sorted(self.settings.items()))])
+    @property
+    def label(self) -> str:
+        return ' '.join([self.name, *(f'{k}={v}' for k, v in sorted(self.settings.items()))])
 
-  @contextlib.contextmanager
-  def running(self, run: Run) -> Iterator[int]:
-    with running_pipeline(self._environment(run), run.log_path) as process:
-      yield process.pid
+    @contextlib.contextmanager
+    def running(self, run: Run) -> Iterator[int]:
+        with running_pipeline(self._environment(run), run.log_path) as process:
+            yield process.pid
 
-  def group(self, run: Run) -> str:
-    return self._environment(run)['GROUP_ID']
+    def group(self, run: Run) -> str:
+        return self._environment(run)['GROUP_ID']
 
-  def without_output(self, run: Run) -> int:
-    return read_metrics(self._metrics_file(run)).get('selection.no_coupon_above_threshold', 0)
+    def without_output(self, run: Run) -> int:
+        return read_metrics(self._metrics_file(run)).get('selection.no_coupon_above_threshold', 0)
 
-  def _environment(self, run: Run) -> dict[str, str]:
-    topics = {'entry': run.topics.entry, 'focus': run.topics.focus,
-              'predictions': run.topics.prediction, 'deadletters': run.topics.dead_letter}
-    env = pipeline_environment(run.rig.kafka, run.rig.services, topics, self._metrics_file(run))
-    return {**env, **PIPELINE_BENCH_ENV, **self.settings}
+    def _environment(self, run: Run) -> dict[str, str]:
+        topics = {
+            'entry': run.topics.entry,
+            'focus': run.topics.focus,
+            'predictions': run.topics.prediction,
+            'deadletters': run.topics.dead_letter,
+        }
+        env = pipeline_environment(run.rig.kafka, run.rig.services, topics, self._metrics_file(run))
+        return {**env, **PIPELINE_BENCH_ENV, **self.settings}
 
-  @staticmethod
-  def _metrics_file(run: Run) -> Path:
-    return run.work_dir / 'metrics.json'
+    @staticmethod
+    def _metrics_file(run: Run) -> Path:
+        return run.work_dir / 'metrics.json'
 
 
 @dataclass(frozen=True)
 class Reference:
-  """One of ``bench.references``: ``simple`` or ``passthrough``."""
+    """One of ``bench.references``: ``simple`` or ``passthrough``."""
 
-  name: str
-  scores: bool
+    name: str
+    scores: bool
 
-  @property
-  def label(self) -> str:
-    return self.name
+    @property
+    def label(self) -> str:
+        return self.name
 
-  @contextlib.contextmanager
-  def running(self, run: Run) -> Iterator[int]:
-    with open(run.log_path, 'w') as log:
-      process = subprocess.Popen(self._command(run), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-    try:
-      wait_for_log(run.log_path, READY, process)
-      yield process.pid
-    finally:
-      _stop(process)
+    @contextlib.contextmanager
+    def running(self, run: Run) -> Iterator[int]:
+        with open(run.log_path, 'w') as log:
+            process = subprocess.Popen(
+                self._command(run),
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_for_log(run.log_path, READY, process)
+            yield process.pid
+        finally:
+            _stop(process)
 
-  def group(self, run: Run) -> str:
-    return f'bench-{self.name}-{run.topics.entry}'
+    def group(self, run: Run) -> str:
+        return f'bench-{self.name}-{run.topics.entry}'
 
-  def without_output(self, run: Run) -> int:
-    return read_stats(self._stats_file(run)).get('no_coupon', 0)
+    def without_output(self, run: Run) -> int:
+        return read_stats(self._stats_file(run)).get('no_coupon', 0)
 
-  def _command(self, run: Run) -> list[str]:
-    services = run.rig.services
-    return [sys.executable, '-m', 'bench.references', self.name,
-            '--bootstrap-servers', run.rig.bootstrap_servers,
-            '--entry-topic', run.topics.entry, '--focus-topic', run.topics.focus,
-            '--output-topic', run.topics.prediction, '--group', self.group(run),
-            '--stats-file', str(self._stats_file(run)),
-            '--central-url', services.central_url, '--scorer-url', services.scorer_url]
+    def _command(self, run: Run) -> list[str]:
+        services = run.rig.services
+        return [
+            sys.executable,
+            '-m',
+            'bench.references',
+            self.name,
+            '--bootstrap-servers',
+            run.rig.bootstrap_servers,
+            '--entry-topic',
+            run.topics.entry,
+            '--focus-topic',
+            run.topics.focus,
+            '--output-topic',
+            run.topics.prediction,
+            '--group',
+            self.group(run),
+            '--stats-file',
+            str(self._stats_file(run)),
+            '--central-url',
+            services.central_url,
+            '--scorer-url',
+            services.scorer_url,
+        ]
 
-  @staticmethod
-  def _stats_file(run: Run) -> Path:
-    return run.work_dir / 'stats.json'
+    @staticmethod
+    def _stats_file(run: Run) -> Path:
+        return run.work_dir / 'stats.json'
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-  """SIGTERM, then SIGKILL the whole group if it is still there after ``STOP_TIMEOUT_S``."""
-  process.send_signal(signal.SIGTERM)
-  try:
-    process.wait(timeout=STOP_TIMEOUT_S)
-  except subprocess.TimeoutExpired:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    """SIGTERM, then SIGKILL the whole group if it is still there after ``STOP_TIMEOUT_S``."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 SIMPLE = Reference('simple', scores=True)

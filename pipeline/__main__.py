@@ -16,6 +16,7 @@ dead-lettered as ``poison_pill`` on the next.
 Secrets never reach the output: every log handler masks the settings' secret
 values (message and traceback), and so do the start-up error messages.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,139 +43,149 @@ _LOGGER = logging.getLogger('pipeline')
 
 
 class SecretMaskingFilter(logging.Filter):
-  """Masks the settings' secret values in each record, its message and its traceback."""
+    """Masks the settings' secret values in each record, its message and its traceback."""
 
-  def __init__(self, settings: Settings):
-    super().__init__()
-    self._settings = settings
+    def __init__(self, settings: Settings):
+        super().__init__()
+        self._settings = settings
 
-  def filter(self, record: logging.LogRecord) -> bool:
-    try:
-      message = record.getMessage()
-    except Exception:  # a malformed call: the handler reports it, without the arguments
-      record.args = None
-      return True
-    record.msg, record.args = self._settings.redact(message), None
-    if record.exc_info:
-      traceback = logging.Formatter().formatException(record.exc_info)
-      record.exc_text = self._settings.redact(traceback)
-    if record.stack_info:
-      record.stack_info = self._settings.redact(record.stack_info)
-    return True
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: the handler reports it, without the arguments
+            record.args = None
+            return True
+        record.msg, record.args = self._settings.redact(message), None
+        if record.exc_info:
+            traceback = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self._settings.redact(traceback)
+        if record.stack_info:
+            record.stack_info = self._settings.redact(record.stack_info)
+        return True
 
 
 def mask_secrets_in_logs(settings: Settings) -> None:
-  """Puts a SecretMaskingFilter on every handler of the root logger, if there are secrets."""
-  if not settings.secrets():
-    return
-  masking = SecretMaskingFilter(settings)
-  for handler in logging.getLogger().handlers:
-    handler.addFilter(masking)
+    """Puts a SecretMaskingFilter on every handler of the root logger, if there are secrets."""
+    if not settings.secrets():
+        return
+    masking = SecretMaskingFilter(settings)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(masking)
 
 
 def cannot_start_message(error: Exception, settings: Settings) -> str:
-  """What is printed when building the pipeline fails (a missing topic, an unreachable broker)."""
-  return settings.redact(
-      f'coupon-scoring: cannot start: {error!r} (BOOTSTRAP_SERVERS={settings.bootstrap_servers})')
+    """What is printed when building the pipeline fails (a missing topic, an unreachable broker)."""
+    return settings.redact(
+        f'coupon-scoring: cannot start: {error!r} (BOOTSTRAP_SERVERS={settings.bootstrap_servers})'
+    )
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
-  if argv and ('-h' in argv or '--help' in argv):
-    print_help()
-    return 0
-  options = PipelineOptions(argv)
-  try:
-    settings = resolve_settings(options)
-  except ConfigError as error:
-    print(f'coupon-scoring: configuration error: {error}', file=sys.stderr)
-    return 2
-  mask_secrets_in_logs(settings)
-  try:
-    return _run(options, settings)
-  except Exception:  # logged, so that the traceback is masked too
-    _LOGGER.exception('coupon-scoring failed')
-    return 1
+    if argv and ('-h' in argv or '--help' in argv):
+        print_help()
+        return 0
+    options = PipelineOptions(argv)
+    try:
+        settings = resolve_settings(options)
+    except ConfigError as error:
+        print(f'coupon-scoring: configuration error: {error}', file=sys.stderr)
+        return 2
+    mask_secrets_in_logs(settings)
+    try:
+        return _run(options, settings)
+    except Exception:  # logged, so that the traceback is masked too
+        _LOGGER.exception('coupon-scoring failed')
+        return 1
 
 
 def failure_journal(settings: Settings) -> FailureJournal:
-  """This start, counted in the group's failure journal."""
-  path = settings.failure_journal or str(
-      Path('.local') / 'state' / f'failures-{settings.group_id or "no-group"}.json')
-  return FailureJournal.begin(path)
+    """This start, counted in the group's failure journal."""
+    path = settings.failure_journal or str(
+        Path('.local') / 'state' / f'failures-{settings.group_id or "no-group"}.json'
+    )
+    return FailureJournal.begin(path)
 
 
 def _run(options: PipelineOptions, settings: Settings) -> int:
-  p = beam.Pipeline(options=route_runner(options))
-  journal = failure_journal(settings)
-  try:
-    run_id = build_pipeline(p, settings, journal)
-  except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
-    print(cannot_start_message(error, settings), file=sys.stderr)
-    return 2
-  result = p.run()
-  _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
-  try:
-    announce_reading(result, progress(run_id), settings)
-    while not PipelineState.is_terminal(result.state):
-      time.sleep(settings.metrics_interval_s)
-      report(result, settings.metrics_file)
-  except KeyboardInterrupt as stop:
-    _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
-    drain(result, progress(run_id), settings.drain_timeout_s)
-    report(result, settings.metrics_file)
-    result.cancel()
-  _LOGGER.info('pipeline %s', result.state)
-  return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
+    p = beam.Pipeline(options=route_runner(options))
+    journal = failure_journal(settings)
+    try:
+        run_id = build_pipeline(p, settings, journal)
+    except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
+        print(cannot_start_message(error, settings), file=sys.stderr)
+        return 2
+    result = p.run()
+    _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
+    try:
+        announce_reading(result, progress(run_id), settings)
+        while not PipelineState.is_terminal(result.state):
+            time.sleep(settings.metrics_interval_s)
+            report(result, settings.metrics_file)
+    except KeyboardInterrupt as stop:
+        _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
+        drain(result, progress(run_id), settings.drain_timeout_s)
+        report(result, settings.metrics_file)
+        result.cancel()
+    _LOGGER.info('pipeline %s', result.state)
+    return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
 
 
 def announce_reading(result: PipelineResult, run: RunProgress, settings: Settings) -> None:
-  """Logs ``pipeline reading`` once the read has polled Kafka (a cold start takes a while
-  after ``pipeline started``): what tests and operators wait for. KAFKA_IO=xlang's read
-  runs in Java and reports nothing here: logged at once."""
-  if settings.kafka_io == 'python':
-    while not run.wait_reading(0.5):
-      if PipelineState.is_terminal(result.state):
-        return
-  _LOGGER.info('pipeline reading')
+    """Logs ``pipeline reading`` once the read has polled Kafka (a cold start takes a while
+    after ``pipeline started``): what tests and operators wait for. KAFKA_IO=xlang's read
+    runs in Java and reports nothing here: logged at once."""
+    if settings.kafka_io == 'python':
+        while not run.wait_reading(0.5):
+            if PipelineState.is_terminal(result.state):
+                return
+    _LOGGER.info('pipeline reading')
 
 
 def drain(result: PipelineResult, run: RunProgress, timeout_s: float) -> None:
-  """Stops the read and waits until every record read is committed, the job ends, the
-  timeout passes or another signal comes; logs which."""
-  run.request()
-  started = time.monotonic()
-  try:
-    while run.in_flight() and time.monotonic() - started < timeout_s:
-      if PipelineState.is_terminal(result.state):
-        break
-      time.sleep(0.1)
-  except KeyboardInterrupt:
-    _LOGGER.info('second signal: cancelling without waiting')
-  left = run.in_flight()
-  _LOGGER.info('drain %s after %.1f s: %d records read and not committed',
-               'complete' if not left else 'incomplete', time.monotonic() - started, left)
+    """Stops the read and waits until every record read is committed, the job ends, the
+    timeout passes or another signal comes; logs which."""
+    run.request()
+    started = time.monotonic()
+    try:
+        while run.in_flight() and time.monotonic() - started < timeout_s:
+            if PipelineState.is_terminal(result.state):
+                break
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        _LOGGER.info('second signal: cancelling without waiting')
+    left = run.in_flight()
+    _LOGGER.info(
+        'drain %s after %.1f s: %d records read and not committed',
+        'complete' if not left else 'incomplete',
+        time.monotonic() - started,
+        left,
+    )
 
 
 def print_help() -> None:
-  """The service's settings (Beam's own flags are accepted too: see Beam's PipelineOptions)."""
-  parser = argparse.ArgumentParser(
-      prog='python -m pipeline', description='The coupon-scoring pipeline. Every setting is '
-      'also an environment variable (flags win). Beam pipeline options are accepted too.')
-  CouponScoringOptions._add_argparse_args(parser)  # pylint: disable=protected-access
-  parser.print_help()
+    """The service's settings (Beam's own flags are accepted too: see Beam's PipelineOptions)."""
+    parser = argparse.ArgumentParser(
+        prog='python -m pipeline',
+        description='The coupon-scoring pipeline. Every setting is '
+        'also an environment variable (flags win). Beam pipeline options are accepted too.',
+    )
+    CouponScoringOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+    parser.print_help()
 
 
 def _interrupt(signum: int, frame) -> None:
-  raise KeyboardInterrupt(signal.Signals(signum).name)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> None:
-  signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop, as Ctrl-C
-  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-  for chatty in ('kafka', 'apache_beam.typehints'):
-    logging.getLogger(chatty).setLevel(logging.WARNING)
-  sys.exit(run(sys.argv[1:]))
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop, as Ctrl-C
+    logging.basicConfig(
+        level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s'
+    )
+    for chatty in ('kafka', 'apache_beam.typehints'):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    sys.exit(run(sys.argv[1:]))
 
 
 if __name__ == '__main__':
-  main()
+    main()

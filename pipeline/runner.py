@@ -13,6 +13,7 @@ so the binary is built from the Beam Go module at the SDK's own version with
 into ``~/.apache_beam/cache/prism/v<version>/``. ``PRISM_LOCATION`` or
 ``--prism_location`` point at another binary.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from apache_beam.options.pipeline_options import (PipelineOptions, PrismRunnerOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    PrismRunnerOptions,
+    StandardOptions,
+)
 from apache_beam.version import __version__ as beam_version
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,33 +35,40 @@ PRISM_PACKAGE = 'github.com/apache/beam/sdks/v2/go/cmd/prism'
 
 
 def prism_binary() -> Path:
-  """A Prism binary of this SDK's version, built with ``go install`` if absent."""
-  override = os.environ.get('PRISM_LOCATION')
-  if override:
-    return Path(override)
-  bin_dir = Path.home() / '.apache_beam' / 'cache' / 'prism' / f'v{beam_version}'
-  binary = bin_dir / 'prism'
-  if binary.exists():
+    """A Prism binary of this SDK's version, built with ``go install`` if absent."""
+    override = os.environ.get('PRISM_LOCATION')
+    if override:
+        return Path(override)
+    bin_dir = Path.home() / '.apache_beam' / 'cache' / 'prism' / f'v{beam_version}'
+    binary = bin_dir / 'prism'
+    if binary.exists():
+        return binary
+    if shutil.which('go') is None:
+        raise RuntimeError(
+            'Prism is needed for --runner=DirectRunner and Go is not installed: '
+            'install Go, or set PRISM_LOCATION to a Prism binary'
+        )
+    _LOGGER.info('Building Prism %s into %s (go install, once)', beam_version, bin_dir)
+    subprocess.run(
+        ['go', 'install', f'{PRISM_PACKAGE}@v{beam_version}'],
+        env={**os.environ, 'GOBIN': str(bin_dir)},
+        check=True,
+    )
     return binary
-  if shutil.which('go') is None:
-    raise RuntimeError('Prism is needed for --runner=DirectRunner and Go is not installed: '
-                       'install Go, or set PRISM_LOCATION to a Prism binary')
-  _LOGGER.info('Building Prism %s into %s (go install, once)', beam_version, bin_dir)
-  subprocess.run(['go', 'install', f'{PRISM_PACKAGE}@v{beam_version}'],
-                 env={**os.environ, 'GOBIN': str(bin_dir)}, check=True)
-  return binary
 
 
 def route_runner(options: PipelineOptions) -> PipelineOptions:
-  """Sets streaming, and sends the DirectRunner to Prism with a local binary."""
-  options.view_as(StandardOptions).streaming = True
-  standard = options.view_as(StandardOptions)
-  if standard.runner in _DIRECT_RUNNERS:
-    _LOGGER.info('--runner=%s: running on PrismRunner, Beam\'s portable local runner '
-                 '(the legacy DirectRunner cannot stream an unbounded Kafka read)',
-                 standard.runner or 'DirectRunner')
-    standard.runner = 'PrismRunner'
-  if standard.runner == 'PrismRunner':
-    prism = options.view_as(PrismRunnerOptions)
-    prism.prism_location = prism.prism_location or str(prism_binary())
-  return options
+    """Sets streaming, and sends the DirectRunner to Prism with a local binary."""
+    options.view_as(StandardOptions).streaming = True
+    standard = options.view_as(StandardOptions)
+    if standard.runner in _DIRECT_RUNNERS:
+        _LOGGER.info(
+            '--runner=%s: running on PrismRunner, Beam\'s portable local runner '
+            '(the legacy DirectRunner cannot stream an unbounded Kafka read)',
+            standard.runner or 'DirectRunner',
+        )
+        standard.runner = 'PrismRunner'
+    if standard.runner == 'PrismRunner':
+        prism = options.view_as(PrismRunnerOptions)
+        prism.prism_location = prism.prism_location or str(prism_binary())
+    return options

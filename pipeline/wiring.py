@@ -11,10 +11,12 @@
 KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam: one expansion-service JVM serves
 every Kafka transform, and runs only while the pipeline is built (expansion happens then).
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import uuid
 from typing import Iterator, Optional
 
@@ -38,95 +40,131 @@ from transforms.session import CustomerSessions, SessionConfig
 
 
 def kafka_connection(settings: Settings) -> KafkaConnection:
-  """The connection every Kafka client (reader, metadata, committer, writer) is built from."""
-  config = settings.kafka_client_config()
-  password = config.pop('sasl_plain_password', None)
-  return KafkaConnection(
-      client_config=tuple(sorted(config.items())),
-      client_id=settings.client_id, group_id=settings.group_id,
-      auto_offset_reset=settings.auto_offset_reset,
-      poll_timeout_ms=settings.poll_timeout_ms,
-      watermark_lag_s=settings.watermark_lag_s,
-      write_timeout_ms=int(settings.kafka_write_timeout_s * 1000),
-      sasl_password=password)
+    """The connection every Kafka client (reader, metadata, committer, writer) is built from."""
+    config = settings.kafka_client_config()
+    password = config.pop('sasl_plain_password', None)
+    return KafkaConnection(
+        client_config=tuple(sorted(config.items())),
+        client_id=settings.client_id,
+        group_id=settings.group_id,
+        auto_offset_reset=settings.auto_offset_reset,
+        poll_timeout_ms=settings.poll_timeout_ms,
+        watermark_lag_s=settings.watermark_lag_s,
+        write_timeout_ms=int(settings.kafka_write_timeout_s * 1000),
+        sasl_password=password,
+    )
 
 
 def central_config(settings: Settings) -> CentralConfig:
-  return CentralConfig(settings.central_url, settings.central_timeout_s,
-                       settings.central_retries, settings.central_max_concurrency,
-                       token=settings.central_token)
+    return CentralConfig(
+        settings.central_url,
+        settings.central_timeout_s,
+        settings.central_retries,
+        settings.central_max_concurrency,
+        token=settings.central_token,
+    )
 
 
 def scorer_config(settings: Settings) -> ScorerConfig:
-  return ScorerConfig(settings.scorer_url, settings.scorer_timeout_s,
-                      settings.scorer_retry_s, settings.scorer_max_rows,
-                      token=settings.scorer_token)
+    return ScorerConfig(
+        settings.scorer_url,
+        settings.scorer_timeout_s,
+        settings.scorer_retry_s,
+        settings.scorer_max_rows,
+        token=settings.scorer_token,
+    )
 
 
 @contextlib.contextmanager
 def kafka_expansion_service(settings: Settings) -> Iterator[Optional[JavaJarExpansionService]]:
-  """For KAFKA_IO=xlang, the expansion service, started once for every Kafka transform and
-  stopped on leaving, even on failure; for python, None."""
-  if settings.kafka_io != 'xlang':
-    yield None
-    return
-  service = expansion_service()
-  with service:
-    yield service
+    """For KAFKA_IO=xlang, the expansion service, started once for every Kafka transform and
+    stopped on leaving, even on failure; for python, None."""
+    if settings.kafka_io != 'xlang':
+        yield None
+        return
+    service = expansion_service()
+    with service:
+        yield service
 
 
-def build_pipeline(p: beam.Pipeline, settings: Settings,
-                   journal: Optional[FailureJournal] = None) -> str:
-  """Applies the whole coupon-scoring pipeline to ``p``; returns its run id, the key of its
-  progress in this process (transforms.drain). ``journal``: this start's failure journal,
-  whose quarantined records become poison_pill dead letters."""
-  run_id = uuid.uuid4().hex
-  with kafka_expansion_service(settings) as java:
-    _apply(p, settings, PipelineRun(run_id, java, journal))
-  return run_id
+def build_pipeline(
+    p: beam.Pipeline, settings: Settings, journal: Optional[FailureJournal] = None
+) -> str:
+    """Applies the whole coupon-scoring pipeline to ``p``; returns its run id, the key of its
+    progress in this process (transforms.drain). ``journal``: this start's failure journal,
+    whose quarantined records become poison_pill dead letters."""
+    run_id = uuid.uuid4().hex
+    with kafka_expansion_service(settings) as java:
+        _apply(p, settings, PipelineRun(run_id, java, journal))
+    return run_id
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineRun:
-  """What one run's transforms share besides the settings."""
-  run_id: str
-  java: Optional[JavaJarExpansionService]
-  journal: Optional[FailureJournal]
+    """What one run's transforms share besides the settings."""
 
-  def quarantined(self, settings: Settings) -> dict[str, str]:
-    return self.journal.quarantined(settings.quarantine_after) if self.journal else {}
+    run_id: str
+    java: Optional[JavaJarExpansionService]
+    journal: Optional[FailureJournal]
+
+    def quarantined(self, settings: Settings) -> dict[str, str]:
+        return self.journal.quarantined(settings.quarantine_after) if self.journal else {}
 
 
 def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
-  kafka = kafka_connection(settings)
-  central = central_config(settings)
-  journal = run.journal
-  write_to = lambda topic: WriteKafkaMessages(kafka, topic, run.java)
+    kafka = kafka_connection(settings)
+    central = central_config(settings)
+    journal = run.journal
+    write_to = functools.partial(WriteKafkaMessages, kafka, expansion_service=run.java)
 
-  read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
-      kafka, [settings.entry_topic, settings.focus_topic], run.run_id, run.java)
-  events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(
-      settings.entry_topic, settings.focus_topic, run.quarantined(settings))
-  entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(
-      central, journal)
-  sessions = ({'entries': entry_contexts.contexts, 'focuses': events.focuses}
-              | 'CustomerSessions' >> CustomerSessions(
-                  SessionConfig(settings.context_ttl_s), central, journal))
-  candidates = sessions['ready'] | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
-      central, settings.catalogue_refresh_s, journal)
-  scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
-  selected = scored['scored'] | 'SelectTopCoupons' >> SelectTopCoupons(
-      settings.top_k, settings.prediction_threshold, journal)
-  published = selected.chosen | 'PublishPredictions' >> PublishPredictions(
-      write_to, settings.prediction_topic)
-  dead_lettered = ((events.dead_letters, entry_contexts.dead_letters, candidates.dead_letters,
-                    scored['dead_letters'], published['dead_letters'])
-                   | 'AllDeadLetters' >> beam.Flatten()
-                   | 'PublishDeadLetters' >> PublishDeadLetters(
-                       write_to, settings.dead_letter_topic,
-                       settings.dead_letter_max_original_bytes))
-  if settings.group_id:  # without a consumer group nothing is committed
-    ((read['gaps'], sessions['entries_ended'], selected.ended, published['ended'],
-      dead_lettered)
-     | 'AllEnded' >> beam.Flatten()
-     | 'CommitEndedOffsets' >> CommitEndedOffsets(kafka, run.run_id))
+    read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
+        kafka, [settings.entry_topic, settings.focus_topic], run.run_id, run.java
+    )
+    events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(
+        settings.entry_topic, settings.focus_topic, run.quarantined(settings)
+    )
+    entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(
+        central, journal
+    )
+    sessions = {
+        'entries': entry_contexts.contexts,
+        'focuses': events.focuses,
+    } | 'CustomerSessions' >> CustomerSessions(
+        SessionConfig(settings.context_ttl_s), central, journal
+    )
+    candidates = sessions['ready'] | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
+        central, settings.catalogue_refresh_s, journal
+    )
+    scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
+    selected = scored['scored'] | 'SelectTopCoupons' >> SelectTopCoupons(
+        settings.top_k, settings.prediction_threshold, journal
+    )
+    published = selected.chosen | 'PublishPredictions' >> PublishPredictions(
+        write_to, settings.prediction_topic
+    )
+    dead_lettered = (
+        (
+            events.dead_letters,
+            entry_contexts.dead_letters,
+            candidates.dead_letters,
+            scored['dead_letters'],
+            published['dead_letters'],
+        )
+        | 'AllDeadLetters' >> beam.Flatten()
+        | 'PublishDeadLetters'
+        >> PublishDeadLetters(
+            write_to, settings.dead_letter_topic, settings.dead_letter_max_original_bytes
+        )
+    )
+    if settings.group_id:  # without a consumer group nothing is committed
+        (
+            (
+                read['gaps'],
+                sessions['entries_ended'],
+                selected.ended,
+                published['ended'],
+                dead_lettered,
+            )
+            | 'AllEnded' >> beam.Flatten()
+            | 'CommitEndedOffsets' >> CommitEndedOffsets(kafka, run.run_id)
+        )

@@ -34,18 +34,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m standins", description="Local stand-ins for the outside world.")
+    parser = argparse.ArgumentParser(
+        prog="python -m standins", description="Local stand-ins for the outside world."
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     services = commands.add_parser("services", help="the central and the scorer").add_subparsers(
         required=True, metavar="ACTION"
     )
     start = services.add_parser("start", help="start both in the background")
     start.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
-    start.add_argument("--central-port", type=int, default=env_int("CENTRAL_PORT", central_server.DEFAULT_PORT))
-    start.add_argument("--scorer-port", type=int, default=env_int("SCORER_PORT", scorer_server.DEFAULT_PORT))
+    start.add_argument(
+        "--central-port", type=int, default=env_int("CENTRAL_PORT", central_server.DEFAULT_PORT)
+    )
+    start.add_argument(
+        "--scorer-port", type=int, default=env_int("SCORER_PORT", scorer_server.DEFAULT_PORT)
+    )
     start.add_argument("--scorer-latency-ms", type=int, default=env_int("SCORER_LATENCY_MS", 0))
     start.add_argument(
-        "--scorer-max-concurrency", type=int, default=env_int("SCORER_MAX_CONCURRENCY", 0), help="0 = unlimited"
+        "--scorer-max-concurrency",
+        type=int,
+        default=env_int("SCORER_MAX_CONCURRENCY", 0),
+        help="0 = unlimited",
     )
     start.set_defaults(run=_start_services)
     services.add_parser("stop", help="stop both").set_defaults(run=_stop_services)
@@ -61,7 +70,9 @@ def _start_services(args: argparse.Namespace) -> None:
         scorer_max_concurrency=args.scorer_max_concurrency,
     )
     start_detached(services)
-    print(f"central: {services.central_url}\nscorer:  {services.scorer_url}\nlogs:    {services.logs_dir}")
+    print(
+        f"central: {services.central_url}\nscorer:  {services.scorer_url}\nlogs:    {services.logs_dir}"
+    )
 
 
 def _stop_services(_args: argparse.Namespace) -> None:

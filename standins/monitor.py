@@ -43,6 +43,7 @@ from typing import Any, TextIO
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+
 from standins.cli import positive_float
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
@@ -110,8 +111,12 @@ class OffsetReader:
             if topic["error_code"] == UNKNOWN_TOPIC_OR_PARTITION:
                 continue
             if topic["error_code"] != 0:
-                raise KafkaError(f"metadata of topic {topic['topic']}: error code {topic['error_code']}")
-            found[topic["topic"]] = [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
+                raise KafkaError(
+                    f"metadata of topic {topic['topic']}: error code {topic['error_code']}"
+                )
+            found[topic["topic"]] = [
+                TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]
+            ]
         return found
 
     def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
@@ -159,7 +164,9 @@ class OffsetReader:
         return self._consumer
 
 
-def sample(reader: OffsetReader, topics: Topics, group: str | None, metrics_file: Path | None) -> Status:
+def sample(
+    reader: OffsetReader, topics: Topics, group: str | None, metrics_file: Path | None
+) -> Status:
     """Take one sample; an error talking to Kafka is recorded in ``error`` (and the clients reset)."""
     status = Status(at=time.time())
     _read_metrics(metrics_file, status)
@@ -213,11 +220,17 @@ def _number(value: Any) -> float | None:
 
 def with_rate(status: Status, previous: Status | None) -> Status:
     """``status`` with predictions per second since ``previous`` (None if either count is unknown)."""
-    if previous is None or status.predictions_written is None or previous.predictions_written is None:
+    if (
+        previous is None
+        or status.predictions_written is None
+        or previous.predictions_written is None
+    ):
         return status
     seconds = status.at - previous.at
     if seconds > 0:
-        status.predictions_per_s = round((status.predictions_written - previous.predictions_written) / seconds, 1)
+        status.predictions_per_s = round(
+            (status.predictions_written - previous.predictions_written) / seconds, 1
+        )
     return status
 
 
@@ -284,13 +297,17 @@ def watch(
 def _parser() -> argparse.ArgumentParser:
     """The argument parser; defaults come from the pipeline's environment variables."""
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="python -m standins.monitor", description="Live status of the demo pipeline.")
+    parser = argparse.ArgumentParser(
+        prog="python -m standins.monitor", description="Live status of the demo pipeline."
+    )
     parser.add_argument(
         "--bootstrap-servers",
         default=env("BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS,
         help=f"(default: $BOOTSTRAP_SERVERS or {DEFAULT_BOOTSTRAP_SERVERS})",
     )
-    parser.add_argument("--group", default=env("GROUP_ID") or None, help="consumer group (default: $GROUP_ID)")
+    parser.add_argument(
+        "--group", default=env("GROUP_ID") or None, help="consumer group (default: $GROUP_ID)"
+    )
     for flag, variable in (
         ("--entry-topic", "ENTRY_EVENT_TOPIC_NAME"),
         ("--focus-topic", "FOCUS_EVENT_TOPIC_NAME"),
@@ -298,9 +315,14 @@ def _parser() -> argparse.ArgumentParser:
         ("--dead-letter-topic", "DEAD_LETTER_TOPIC_NAME"),
     ):
         default = env(variable) or None
-        parser.add_argument(flag, default=default, required=default is None, help=f"(default: ${variable})")
+        parser.add_argument(
+            flag, default=default, required=default is None, help=f"(default: ${variable})"
+        )
     parser.add_argument(
-        "--metrics-file", type=Path, default=env("METRICS_FILE") or None, help="(default: $METRICS_FILE)"
+        "--metrics-file",
+        type=Path,
+        default=env("METRICS_FILE") or None,
+        help="(default: $METRICS_FILE)",
     )
     parser.add_argument("--interval", type=positive_float, default=DEFAULT_INTERVAL_S, metavar="S")
     parser.add_argument("--once", action="store_true", help="print one sample as JSON and exit")
@@ -315,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # kafka-python's connection chatter
-    topics = Topics(args.entry_topic, args.focus_topic, args.prediction_topic, args.dead_letter_topic)
+    topics = Topics(
+        args.entry_topic, args.focus_topic, args.prediction_topic, args.dead_letter_topic
+    )
     reader = OffsetReader(args.bootstrap_servers)
     try:
         if args.once:

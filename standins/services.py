@@ -75,7 +75,13 @@ class LocalServices:
         self._scorer = _Service(
             "scorer",
             scorer_port,
-            ["--latency-ms", str(scorer_latency_ms), "--max-concurrency", str(scorer_max_concurrency), *scorer_options],
+            [
+                "--latency-ms",
+                str(scorer_latency_ms),
+                "--max-concurrency",
+                str(scorer_max_concurrency),
+                *scorer_options,
+            ],
         )
 
     @property
@@ -143,7 +149,10 @@ class LocalServices:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -180,12 +189,20 @@ class LocalServices:
     def _wait_healthy(self, service: _Service) -> None:
         process = service.process
         assert process is not None
-        settled = _wait_until(lambda: process.poll() is not None or _is_healthy(service.base_url), START_TIMEOUT_S)
+        settled = _wait_until(
+            lambda: process.poll() is not None or _is_healthy(service.base_url), START_TIMEOUT_S
+        )
         if settled and process.poll() is None:
             return
-        reason = f"exited with code {process.returncode}" if settled else f"not healthy after {START_TIMEOUT_S:.0f} s"
+        reason = (
+            f"exited with code {process.returncode}"
+            if settled
+            else f"not healthy after {START_TIMEOUT_S:.0f} s"
+        )
         log_path = self._log_path(service)
-        raise RuntimeError(f"{service.name} on port {service.port}: {reason}; tail of {log_path}:\n{_tail(log_path)}")
+        raise RuntimeError(
+            f"{service.name} on port {service.port}: {reason}; tail of {log_path}:\n{_tail(log_path)}"
+        )
 
 
 def start_detached(services: LocalServices) -> None:
@@ -193,7 +210,9 @@ def start_detached(services: LocalServices) -> None:
     run_dir = services.local_dir / "run"
     running = [name for name, pid in _read_pid_files(run_dir).items() if _is_our_server(pid, name)]
     if running:
-        raise RuntimeError(f"already running: {', '.join(running)}; run `python -m standins services stop` first")
+        raise RuntimeError(
+            f"already running: {', '.join(running)}; run `python -m standins services stop` first"
+        )
     services.start()
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, pid in services.pids.items():

@@ -49,8 +49,8 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from standins.cli import positive_float
 from standins.central.generate import DEFAULT_CUSTOMERS, DEPARTMENTS
+from standins.cli import positive_float
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,14 @@ class StoreTraffic:
 
     def _focus(self, rng: random.Random, visit: _Visit) -> TrafficEvent:
         """The visit's next focus event, at a random department."""
-        payload = {"customer_id": visit.customer_id, "department_id": rng.randint(1, self.departments)}
+        payload = {
+            "customer_id": visit.customer_id,
+            "department_id": rng.randint(1, self.departments),
+        }
         before_entry = visit.focus_sent < visit.focus_before_entry
-        return TrafficEvent(FOCUS, visit.customer_id, payload, visit.number, before_entry=before_entry)
+        return TrafficEvent(
+            FOCUS, visit.customer_id, payload, visit.number, before_entry=before_entry
+        )
 
 
 def _entry(visit: _Visit) -> TrafficEvent:
@@ -241,7 +246,9 @@ def encode(event: TrafficEvent, moment: datetime) -> tuple[bytes, bytes]:
     if event.malformed is not None:
         return key, _MALFORMED_VALUES[event.malformed](event, timestamp)
     event_type = ENTRY_EVENT_TYPE if event.topic_kind == ENTRY else FOCUS_EVENT_TYPE
-    return key, _json({"event_type": event_type, "event_timestamp": timestamp, "payload": event.payload})
+    return key, _json(
+        {"event_type": event_type, "event_timestamp": timestamp, "payload": event.payload}
+    )
 
 
 def _json(message: dict[str, Any]) -> bytes:
@@ -262,15 +269,27 @@ _MALFORMED_VALUES: dict[str, Callable[[TrafficEvent, str], bytes]] = {
     "not_utf8": lambda event, ts: _focus_message(event, ts).replace(b'"payload"', b'"pay\x80load"'),
     # A message cut short.
     "not_json": lambda event, ts: _focus_message(event, ts)[:-7],
-    "missing_payload": lambda event, ts: _json({"event_type": FOCUS_EVENT_TYPE, "event_timestamp": ts}),
+    "missing_payload": lambda event, ts: _json(
+        {"event_type": FOCUS_EVENT_TYPE, "event_timestamp": ts}
+    ),
     "unknown_event_type": lambda event, ts: _focus_message(event, ts, event_type="customer exit"),
     "entry_on_focus_topic": lambda event, ts: _json(
-        {"event_type": ENTRY_EVENT_TYPE, "event_timestamp": ts, "payload": {"customer_id": event.customer_id}}
+        {
+            "event_type": ENTRY_EVENT_TYPE,
+            "event_timestamp": ts,
+            "payload": {"customer_id": event.customer_id},
+        }
     ),
-    "customer_id_string": lambda event, ts: _focus_message(event, ts, payload={"customer_id": str(event.customer_id)}),
-    "absurd_customer_id": lambda event, ts: _focus_message(event, ts, payload={"customer_id": ABSURD_CUSTOMER_ID}),
+    "customer_id_string": lambda event, ts: _focus_message(
+        event, ts, payload={"customer_id": str(event.customer_id)}
+    ),
+    "absurd_customer_id": lambda event, ts: _focus_message(
+        event, ts, payload={"customer_id": ABSURD_CUSTOMER_ID}
+    ),
     # ISO-8601 in shape, but 30 February, 25 o'clock.
-    "bad_timestamp": lambda event, ts: _focus_message(event, ts, event_timestamp="2021-02-30T25:61:00.000Z"),
+    "bad_timestamp": lambda event, ts: _focus_message(
+        event, ts, event_timestamp="2021-02-30T25:61:00.000Z"
+    ),
 }
 assert set(_MALFORMED_VALUES) == set(MALFORMED_KINDS)
 
@@ -398,7 +417,9 @@ def produce(config: TrafficConfig, stop: threading.Event | None = None) -> Traff
     began = time.monotonic()
     try:
         deadline = began + config.duration_s if config.duration_s is not None else math.inf
-        summary.stopped_by = _send_all(producer, topics, config, summary, errors, began, deadline, stop)
+        summary.stopped_by = _send_all(
+            producer, topics, config, summary, errors, began, deadline, stop
+        )
     finally:
         producer.flush(FLUSH_TIMEOUT_S)
         producer.close(FLUSH_TIMEOUT_S)
@@ -459,13 +480,16 @@ def _check_topics(bootstrap_servers: str, topics: Iterable[str]) -> None:
     missing = sorted(topic["topic"] for topic in described if topic["error_code"] != 0)
     if missing:
         names = " ".join(missing)
-        raise KafkaError(f"missing topics: {names}; create them with `python -m standins.kafka topics {names}`")
+        raise KafkaError(
+            f"missing topics: {names}; create them with `python -m standins.kafka topics {names}`"
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
     """The argument parser; Kafka settings default to the pipeline's environment variables."""
     parser = argparse.ArgumentParser(
-        prog="python -m standins.store_traffic", description="Send store traffic (entry and focus events) to Kafka."
+        prog="python -m standins.store_traffic",
+        description="Send store traffic (entry and focus events) to Kafka.",
     )
     env = os.environ.get
     kafka = parser.add_argument_group("Kafka")
@@ -489,9 +513,19 @@ def _parser() -> argparse.ArgumentParser:
         "--rate", type=positive_float, default=DEFAULT_RATE,
         help="valid focus events per second (default: %(default)s)",
     )  # fmt: skip
-    pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (ignores --rate)")
-    pace.add_argument("--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds")
-    pace.add_argument("--visits", type=_positive_int, default=None, metavar="N", help="stop after N complete visits")
+    pace.add_argument(
+        "--as-fast-as-possible", action="store_true", help="no pacing (ignores --rate)"
+    )
+    pace.add_argument(
+        "--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds"
+    )
+    pace.add_argument(
+        "--visits",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop after N complete visits",
+    )
     shape = parser.add_argument_group("traffic")
     shape.add_argument(
         "--customers", type=_positive_int, default=DEFAULT_CUSTOMERS, metavar="N",
@@ -501,7 +535,9 @@ def _parser() -> argparse.ArgumentParser:
         "--departments", type=_positive_int, default=len(DEPARTMENTS), metavar="N",
         help="focus events are at departments 1..N (default: %(default)s)",
     )  # fmt: skip
-    shape.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the stream (default: %(default)s)")
+    shape.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the stream (default: %(default)s)"
+    )
     shape.add_argument(
         "--concurrent-visits", type=_positive_int, default=DEFAULT_CONCURRENT_VISITS, metavar="N",
         help="visits in progress at once, their events interleaved (default: %(default)s)",
@@ -572,9 +608,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # kafka-python's connection chatter
     config = _config(args)
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, _stop_handler(stop)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    pace = "as fast as possible" if config.as_fast_as_possible else f"{config.rate:g} focus events/s"
-    print(f"sending to {config.entry_topic} and {config.focus_topic} on {config.bootstrap_servers}, {pace}", flush=True)
+    previous = {
+        sig: signal.signal(sig, _stop_handler(stop)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    pace = (
+        "as fast as possible" if config.as_fast_as_possible else f"{config.rate:g} focus events/s"
+    )
+    print(
+        f"sending to {config.entry_topic} and {config.focus_topic} on {config.bootstrap_servers}, {pace}",
+        flush=True,
+    )
     try:
         summary = produce(config, stop)
     except KafkaError as error:

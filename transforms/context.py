@@ -19,6 +19,7 @@ bundle fails, which stops a Prism job) instead of offering a dead-letter
 output, and retries at most twice; ContextFetcher keeps the same shape (a
 client, timeouts, backoff, throttling by bounded concurrency) with a dead letter.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,67 +35,68 @@ from transforms.quarantine import FailureJournal, watching
 
 
 class ContextFetcher:
-  """Fetches contexts from the central and counts what happened; create it in setup()."""
+    """Fetches contexts from the central and counts what happened; create it in setup()."""
 
-  def __init__(self, config: CentralConfig, purpose: str):
-    self._client = CentralClient(config)
-    self._fetched = Metrics.counter('contexts', f'fetched_{purpose}')
-    self._unknown = Metrics.counter('contexts', f'unknown_{purpose}')
-    self._failed = Metrics.counter('contexts', f'fetch_failed_{purpose}')
-    self._latency = Metrics.distribution('contexts', 'fetch_latency_ms')
+    def __init__(self, config: CentralConfig, purpose: str):
+        self._client = CentralClient(config)
+        self._fetched = Metrics.counter('contexts', f'fetched_{purpose}')
+        self._unknown = Metrics.counter('contexts', f'unknown_{purpose}')
+        self._failed = Metrics.counter('contexts', f'fetch_failed_{purpose}')
+        self._latency = Metrics.distribution('contexts', 'fetch_latency_ms')
 
-  def fetch(self, customer_id: int) -> CustomerContext:
-    """The customer's context; raises CentralUnavailable after the retries."""
-    started = time.monotonic()
-    try:
-      context = self._client.customer_context(customer_id)
-    except CentralUnavailable:
-      self._failed.inc()
-      raise
-    self._latency.update(int((time.monotonic() - started) * 1000))
-    self._fetched.inc()
-    if not context.known:
-      self._unknown.inc()
-    return context
+    def fetch(self, customer_id: int) -> CustomerContext:
+        """The customer's context; raises CentralUnavailable after the retries."""
+        started = time.monotonic()
+        try:
+            context = self._client.customer_context(customer_id)
+        except CentralUnavailable:
+            self._failed.inc()
+            raise
+        self._latency.update(int((time.monotonic() - started) * 1000))
+        self._fetched.inc()
+        if not context.known:
+            self._unknown.inc()
+        return context
 
-  def close(self) -> None:
-    self._client.close()
+    def close(self) -> None:
+        self._client.close()
 
 
 class _FetchContextFn(beam.DoFn):
+    def __init__(self, config: CentralConfig, journal: Optional[FailureJournal]):
+        self._config = config
+        self._journal = journal
 
-  def __init__(self, config: CentralConfig, journal: Optional[FailureJournal]):
-    self._config = config
-    self._journal = journal
+    def setup(self) -> None:
+        self._fetcher = ContextFetcher(self._config, 'on_entry')
+        self._failed = Metrics.counter('dead_letters', 'context_fetch_failed')
 
-  def setup(self) -> None:
-    self._fetcher = ContextFetcher(self._config, 'on_entry')
-    self._failed = Metrics.counter('dead_letters', 'context_fetch_failed')
+    def process(self, entry: EntryEvent) -> Iterator[object]:
+        with watching(self._journal, entry.source):
+            yield from self._fetch(entry)
 
-  def process(self, entry: EntryEvent) -> Iterator[object]:
-    with watching(self._journal, entry.source):
-      yield from self._fetch(entry)
+    def _fetch(self, entry: EntryEvent) -> Iterator[object]:
+        try:
+            yield entry, self._fetcher.fetch(entry.customer_id)
+        except CentralUnavailable as error:
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(
+                'dead_letters', dead_letter_for(entry, 'context_fetch_failed', str(error))
+            )
 
-  def _fetch(self, entry: EntryEvent) -> Iterator[object]:
-    try:
-      yield entry, self._fetcher.fetch(entry.customer_id)
-    except CentralUnavailable as error:
-      self._failed.inc()
-      yield beam.pvalue.TaggedOutput(
-          'dead_letters', dead_letter_for(entry, 'context_fetch_failed', str(error)))
-
-  def teardown(self) -> None:
-    self._fetcher.close()
+    def teardown(self) -> None:
+        self._fetcher.close()
 
 
 class FetchCustomerContext(beam.PTransform):
-  """Pairs each entry event with its customer's context from the central."""
+    """Pairs each entry event with its customer's context from the central."""
 
-  def __init__(self, config: CentralConfig, journal: Optional[FailureJournal] = None):
-    super().__init__()
-    self._config = config
-    self._journal = journal
+    def __init__(self, config: CentralConfig, journal: Optional[FailureJournal] = None):
+        super().__init__()
+        self._config = config
+        self._journal = journal
 
-  def expand(self, entries: beam.PCollection[EntryEvent]) -> beam.pvalue.DoOutputsTuple:
-    return entries | 'AskTheCentral' >> beam.ParDo(
-        _FetchContextFn(self._config, self._journal)).with_outputs('dead_letters', main='contexts')
+    def expand(self, entries: beam.PCollection[EntryEvent]) -> beam.pvalue.DoOutputsTuple:
+        return entries | 'AskTheCentral' >> beam.ParDo(
+            _FetchContextFn(self._config, self._journal)
+        ).with_outputs('dead_letters', main='contexts')

@@ -14,6 +14,7 @@ they run in the driver's process (Prism's LOOPBACK worker); with workers in othe
 processes (Flink's PROCESS environment) nothing is drained, and the driver's wait ends
 at its timeout (then it cancels, as before: a restart repeats what was in flight).
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,42 +23,44 @@ TopicPartition = tuple[str, int]
 
 
 class RunProgress:
-  """Read and committed offsets of one run, and whether it is draining."""
+    """Read and committed offsets of one run, and whether it is draining."""
 
-  def __init__(self):
-    self._lock = threading.Lock()
-    self._draining = threading.Event()
-    self._reading = threading.Event()
-    self._read: dict[TopicPartition, int] = {}
-    self._committed: dict[TopicPartition, int] = {}
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._draining = threading.Event()
+        self._reading = threading.Event()
+        self._read: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
 
-  def read(self, partition: TopicPartition, start: int, next_offset: int) -> None:
-    """The read fetched ``partition`` from ``start`` up to ``next_offset``."""
-    self._reading.set()
-    with self._lock:
-      self._committed.setdefault(partition, start)
-      self._read[partition] = max(self._read.get(partition, start), next_offset)
+    def read(self, partition: TopicPartition, start: int, next_offset: int) -> None:
+        """The read fetched ``partition`` from ``start`` up to ``next_offset``."""
+        self._reading.set()
+        with self._lock:
+            self._committed.setdefault(partition, start)
+            self._read[partition] = max(self._read.get(partition, start), next_offset)
 
-  def committed(self, partition: TopicPartition, offset: int) -> None:
-    with self._lock:
-      self._committed[partition] = max(self._committed.get(partition, offset), offset)
+    def committed(self, partition: TopicPartition, offset: int) -> None:
+        with self._lock:
+            self._committed[partition] = max(self._committed.get(partition, offset), offset)
 
-  def in_flight(self) -> int:
-    """How many offsets were read and are not committed yet."""
-    with self._lock:
-      return sum(max(0, next_offset - self._committed[partition])
-                 for partition, next_offset in self._read.items())
+    def in_flight(self) -> int:
+        """How many offsets were read and are not committed yet."""
+        with self._lock:
+            return sum(
+                max(0, next_offset - self._committed[partition])
+                for partition, next_offset in self._read.items()
+            )
 
-  def wait_reading(self, timeout_s: float) -> bool:
-    """Whether the read has polled, waiting up to ``timeout_s`` for its first poll."""
-    return self._reading.wait(timeout_s)
+    def wait_reading(self, timeout_s: float) -> bool:
+        """Whether the read has polled, waiting up to ``timeout_s`` for its first poll."""
+        return self._reading.wait(timeout_s)
 
-  def request(self) -> None:
-    self._draining.set()
+    def request(self) -> None:
+        self._draining.set()
 
-  @property
-  def draining(self) -> bool:
-    return self._draining.is_set()
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
 
 
 _RUNS: dict[str, RunProgress] = {}
@@ -65,6 +68,6 @@ _RUNS_LOCK = threading.Lock()
 
 
 def progress(run_id: str) -> RunProgress:
-  """The progress of run ``run_id`` in this process."""
-  with _RUNS_LOCK:
-    return _RUNS.setdefault(run_id, RunProgress())
+    """The progress of run ``run_id`` in this process."""
+    with _RUNS_LOCK:
+        return _RUNS.setdefault(run_id, RunProgress())

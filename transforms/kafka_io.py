@@ -16,6 +16,7 @@ pipeline applies. ``KAFKA_IO`` (``--kafka_io``) chooses the connector:
 
 State: none here; the connectors' own.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -29,37 +30,49 @@ from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
 
 
 class ReadKafkaRecords(beam.PTransform):
-  """Reads ``topics`` forever: ``records`` and ``gaps`` (offsets without a record)."""
+    """Reads ``topics`` forever: ``records`` and ``gaps`` (offsets without a record)."""
 
-  def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str,
-               expansion_service: Optional[JavaJarExpansionService] = None):
-    super().__init__()
-    self._connection = connection
-    self._topics = topics
-    self._run_id = run_id
-    self._expansion_service = expansion_service
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        topics: list[str],
+        run_id: str,
+        expansion_service: Optional[JavaJarExpansionService] = None,
+    ):
+        super().__init__()
+        self._connection = connection
+        self._topics = topics
+        self._run_id = run_id
+        self._expansion_service = expansion_service
 
-  def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
-    if self._expansion_service is None:
-      return begin | 'ReadFromKafka' >> ReadFromKafkaPython(
-          self._connection, self._topics, self._run_id)
-    return begin | 'ReadFromKafkaXlang' >> ReadFromKafkaXlang(
-        self._connection, self._topics, self._expansion_service)
+    def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
+        if self._expansion_service is None:
+            return begin | 'ReadFromKafka' >> ReadFromKafkaPython(
+                self._connection, self._topics, self._run_id
+            )
+        return begin | 'ReadFromKafkaXlang' >> ReadFromKafkaXlang(
+            self._connection, self._topics, self._expansion_service
+        )
 
 
 class WriteKafkaMessages(beam.PTransform):
-  """Writes each Outgoing's messages to ``topic``: ``ended`` (the EndedOffsets of their
-  sources) and ``failed`` (FailedWrite)."""
+    """Writes each Outgoing's messages to ``topic``: ``ended`` (the EndedOffsets of their
+    sources) and ``failed`` (FailedWrite)."""
 
-  def __init__(self, connection: KafkaConnection, topic: str,
-               expansion_service: Optional[JavaJarExpansionService] = None):
-    super().__init__()
-    self._connection = connection
-    self._topic = topic
-    self._expansion_service = expansion_service
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        topic: str,
+        expansion_service: Optional[JavaJarExpansionService] = None,
+    ):
+        super().__init__()
+        self._connection = connection
+        self._topic = topic
+        self._expansion_service = expansion_service
 
-  def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
-    if self._expansion_service is None:
-      return outgoing | 'WriteToKafka' >> WriteToKafkaPython(self._connection, self._topic)
-    return outgoing | 'WriteToKafkaXlang' >> WriteToKafkaXlang(
-        self._connection, self._topic, self._expansion_service)
+    def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
+        if self._expansion_service is None:
+            return outgoing | 'WriteToKafka' >> WriteToKafkaPython(self._connection, self._topic)
+        return outgoing | 'WriteToKafkaXlang' >> WriteToKafkaXlang(
+            self._connection, self._topic, self._expansion_service
+        )

@@ -29,6 +29,7 @@ does (Prism, Flink with the Python harness, ...).
   are output as ended (at-least-once; consumers drop duplicates by the
   message's focus_event_id).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,15 +39,19 @@ import time
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import (KafkaError, KafkaTimeoutError, MessageSizeTooLargeError,
-                          RecordListTooLargeError)
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from transforms import drain
@@ -64,356 +69,386 @@ STARTUP_BROKER_WAIT_MS = 10_000  # at start, an unreachable broker stops the sta
 
 @dataclasses.dataclass(frozen=True)
 class KafkaConnection:
-  """What every kafka-python client of the pipeline is built from.
+    """What every kafka-python client of the pipeline is built from.
 
-  The SASL password is a field of its own, left out of the repr, so that
-  printing a connection (or a transform holding one) never shows it.
-  """
-  client_config: tuple[tuple[str, Any], ...]  # bootstrap servers, security; no secret
-  client_id: str
-  group_id: Optional[str] = None
-  auto_offset_reset: str = 'latest'
-  poll_timeout_ms: int = 100
-  watermark_lag_s: float = 2.0
-  write_timeout_ms: int = BROKER_WAIT_MS
-  sasl_password: Optional[str] = dataclasses.field(default=None, repr=False)
+    The SASL password is a field of its own, left out of the repr, so that
+    printing a connection (or a transform holding one) never shows it.
+    """
 
-  def _client_config(self) -> dict[str, Any]:
-    """The settings shared by every client: ``client_config`` and the password."""
-    config = dict(self.client_config)
-    if self.sasl_password is not None:
-      config['sasl_plain_password'] = self.sasl_password
-    return config
+    client_config: tuple[tuple[str, Any], ...]  # bootstrap servers, security; no secret
+    client_id: str
+    group_id: Optional[str] = None
+    auto_offset_reset: str = 'latest'
+    poll_timeout_ms: int = 100
+    watermark_lag_s: float = 2.0
+    write_timeout_ms: int = BROKER_WAIT_MS
+    sasl_password: Optional[str] = dataclasses.field(default=None, repr=False)
 
-  def consumer(self, role: str, broker_wait_ms: int = BROKER_WAIT_MS) -> KafkaConsumer:
-    """A consumer that waits up to ``broker_wait_ms`` for an unreachable broker."""
-    return KafkaConsumer(
-        **self._client_config(), **_resilience(broker_wait_ms),
-        client_id=f'{self.client_id}-{role}', group_id=self.group_id,
-        enable_auto_commit=False, auto_offset_reset=self.auto_offset_reset,
-        max_poll_records=_MAX_POLL_RECORDS)
+    def _client_config(self) -> dict[str, Any]:
+        """The settings shared by every client: ``client_config`` and the password."""
+        config = dict(self.client_config)
+        if self.sasl_password is not None:
+            config['sasl_plain_password'] = self.sasl_password
+        return config
 
-  def producer(self, role: str) -> KafkaProducer:
-    """A producer that keeps retrying a send for ``write_timeout_ms`` (kafka-python's
-    default retries are unbounded within the delivery timeout), and waits as long for the
-    metadata of its topic."""
-    timeout_ms = max(self.write_timeout_ms, 1000)
-    return KafkaProducer(
-        **self._client_config(), **_resilience(BROKER_WAIT_MS),
-        client_id=f'{self.client_id}-{role}', acks='all', linger_ms=1,
-        delivery_timeout_ms=timeout_ms, max_block_ms=timeout_ms,
-        request_timeout_ms=min(30_000, timeout_ms // 2))  # kafka-python wants it below
+    def consumer(self, role: str, broker_wait_ms: int = BROKER_WAIT_MS) -> KafkaConsumer:
+        """A consumer that waits up to ``broker_wait_ms`` for an unreachable broker."""
+        return KafkaConsumer(
+            **self._client_config(),
+            **_resilience(broker_wait_ms),
+            client_id=f'{self.client_id}-{role}',
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.auto_offset_reset,
+            max_poll_records=_MAX_POLL_RECORDS,
+        )
+
+    def producer(self, role: str) -> KafkaProducer:
+        """A producer that keeps retrying a send for ``write_timeout_ms`` (kafka-python's
+        default retries are unbounded within the delivery timeout), and waits as long for the
+        metadata of its topic."""
+        timeout_ms = max(self.write_timeout_ms, 1000)
+        return KafkaProducer(
+            **self._client_config(),
+            **_resilience(BROKER_WAIT_MS),
+            client_id=f'{self.client_id}-{role}',
+            acks='all',
+            linger_ms=1,
+            delivery_timeout_ms=timeout_ms,
+            max_block_ms=timeout_ms,
+            request_timeout_ms=min(30_000, timeout_ms // 2),
+        )  # kafka-python wants it below
 
 
 def _resilience(broker_wait_ms: int) -> dict[str, int]:
-  """Riding out a broker outage: a client made while the broker is down waits for it (its
-  version probe) instead of failing its DoFn's setup, which would fail the job on Prism;
-  reconnect attempts back off to at most 1 s, so the pipeline resumes soon after."""
-  return {'api_version_auto_timeout_ms': broker_wait_ms, 'reconnect_backoff_max_ms': 1000}
+    """Riding out a broker outage: a client made while the broker is down waits for it (its
+    version probe) instead of failing its DoFn's setup, which would fail the job on Prism;
+    reconnect attempts back off to at most 1 s, so the pipeline resumes soon after."""
+    return {'api_version_auto_timeout_ms': broker_wait_ms, 'reconnect_backoff_max_ms': 1000}
 
 
 def list_partitions(connection: KafkaConnection, topics: list[str]) -> list[tuple[str, int]]:
-  """The (topic, partition) pairs of ``topics``; a missing topic is an error."""
-  consumer = connection.consumer('metadata', broker_wait_ms=STARTUP_BROKER_WAIT_MS)
-  try:
-    partitions = []
-    for topic in topics:
-      numbers = consumer.partitions_for_topic(topic)
-      if not numbers:
-        raise ValueError(f'Kafka topic {topic!r} does not exist on '
-                         f'{dict(connection.client_config)["bootstrap_servers"]}')
-      partitions.extend((topic, number) for number in sorted(numbers))
-    return partitions
-  finally:
-    consumer.close()
+    """The (topic, partition) pairs of ``topics``; a missing topic is an error."""
+    consumer = connection.consumer('metadata', broker_wait_ms=STARTUP_BROKER_WAIT_MS)
+    try:
+        partitions = []
+        for topic in topics:
+            numbers = consumer.partitions_for_topic(topic)
+            if not numbers:
+                raise ValueError(
+                    f'Kafka topic {topic!r} does not exist on '
+                    f'{dict(connection.client_config)["bootstrap_servers"]}'
+                )
+            partitions.extend((topic, number) for number in sorted(numbers))
+        return partitions
+    finally:
+        consumer.close()
 
 
 class _UnboundedOffsetTracker(OffsetRestrictionTracker):
-  """Offsets [start, inf): splits only to checkpoint, never by fraction."""
+    """Offsets [start, inf): splits only to checkpoint, never by fraction."""
 
-  def try_split(self, fraction_of_remainder: float):
-    if fraction_of_remainder != 0:
-      return None
-    return super().try_split(0)
+    def try_split(self, fraction_of_remainder: float):
+        if fraction_of_remainder != 0:
+            return None
+        return super().try_split(0)
 
-  def is_bounded(self) -> bool:
-    return False
+    def is_bounded(self) -> bool:
+        return False
 
 
-def start_offsets(connection: KafkaConnection,
-                  partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-  """Each partition's committed offset in the group, else where auto_offset_reset says,
-  which is then committed: offsets are committed from there on (transforms.offsets).
-  One consumer for all the partitions."""
-  consumer = connection.consumer('start-offsets')
-  try:
-    starts = {}
-    if connection.group_id:
-      committed = {tp: consumer.committed(tp) for tp in partitions}
-      starts = {tp: offset for tp, offset in committed.items() if offset is not None}
-    unset = [tp for tp in partitions if tp not in starts]
-    if not unset:
-      return starts
-    if connection.auto_offset_reset == 'earliest':
-      reset = consumer.beginning_offsets(unset)
-    else:
-      reset = consumer.end_offsets(unset)
-    if connection.group_id:
-      consumer.commit({tp: OffsetAndMetadata(offset, '', -1) for tp, offset in reset.items()})
-    return {**starts, **reset}
-  finally:
-    consumer.close()
+def start_offsets(
+    connection: KafkaConnection, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Each partition's committed offset in the group, else where auto_offset_reset says,
+    which is then committed: offsets are committed from there on (transforms.offsets).
+    One consumer for all the partitions."""
+    consumer = connection.consumer('start-offsets')
+    try:
+        starts = {}
+        if connection.group_id:
+            committed = {tp: consumer.committed(tp) for tp in partitions}
+            starts = {tp: offset for tp, offset in committed.items() if offset is not None}
+        unset = [tp for tp in partitions if tp not in starts]
+        if not unset:
+            return starts
+        if connection.auto_offset_reset == 'earliest':
+            reset = consumer.beginning_offsets(unset)
+        else:
+            reset = consumer.end_offsets(unset)
+        if connection.group_id:
+            consumer.commit({tp: OffsetAndMetadata(offset, '', -1) for tp, offset in reset.items()})
+        return {**starts, **reset}
+    finally:
+        consumer.close()
 
 
 class _WatermarkState(WatermarkEstimatorProvider):
-  def initial_estimator_state(self, partition, restriction) -> Optional[Timestamp]:
-    return None
+    def initial_estimator_state(self, partition, restriction) -> Optional[Timestamp]:
+        return None
 
-  def create_watermark_estimator(self, state: Optional[Timestamp]) -> ManualWatermarkEstimator:
-    return ManualWatermarkEstimator(state)
+    def create_watermark_estimator(self, state: Optional[Timestamp]) -> ManualWatermarkEstimator:
+        return ManualWatermarkEstimator(state)
 
 
 def _to_record(message: Any) -> KafkaRecord:
-  return KafkaRecord(
-      topic=message.topic, partition=message.partition, offset=message.offset,
-      key=message.key, value=message.value, timestamp_ms=message.timestamp,
-      headers=tuple((name, value or b'') for name, value in message.headers or ()))
+    return KafkaRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=message.timestamp,
+        headers=tuple((name, value or b'') for name, value in message.headers or ()),
+    )
 
 
 class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
-  """Reads one topic-partition per element, forever, a poll per call.
+    """Reads one topic-partition per element, forever, a poll per call.
 
-  It is its own restriction provider: a partition's restriction runs from its
-  start offset to infinity.
-  """
-
-  def __init__(self, connection: KafkaConnection, run_id: str):
-    super().__init__()
-    self._connection = connection
-    self._run_id = run_id
-
-  def initial_restriction(self, partition: tuple[str, int]) -> OffsetRange:
-    tp = TopicPartition(*partition)
-    return OffsetRange(start_offsets(self._connection, [tp])[tp],
-                       sys.maxsize)
-
-  def create_tracker(self, restriction: OffsetRange) -> _UnboundedOffsetTracker:
-    return _UnboundedOffsetTracker(restriction)
-
-  def split(self, partition, restriction):
-    yield restriction
-
-  def restriction_size(self, partition, restriction) -> int:
-    return 1  # the backlog is unknown here; no runner splits by it
-
-  def truncate(self, partition, restriction) -> None:
-    return None  # on drain, stop reading
-
-  def setup(self) -> None:
-    self._consumers: dict[TopicPartition, KafkaConsumer] = {}
-    self._next_offsets: dict[TopicPartition, int] = {}
-    self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
-    self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
-    self._progress = drain.progress(self._run_id)
-
-  def _positioned_consumer(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
-    """The partition's consumer, about to fetch ``offset``.
-
-    The next offset is tracked here rather than asked of the consumer:
-    kafka-python 2.2's ``position()`` can spin forever on a freshly assigned
-    partition whose metadata it has not loaded.
+    It is its own restriction provider: a partition's restriction runs from its
+    start offset to infinity.
     """
-    consumer = self._consumers.get(tp)
-    if consumer is None:
-      consumer = self._consumers[tp] = self._connection.consumer('reader')
-      consumer.assign([tp])
-      self._ended_before[tp] = self._ended_ahead_of_commit(consumer, tp)
-    if self._next_offsets.get(tp) != offset:
-      consumer.seek(tp, offset)
-    return consumer
 
-  def _ended_ahead_of_commit(self, consumer: KafkaConsumer,
-                             tp: TopicPartition) -> list[tuple[int, int]]:
-    """The ranges the group's last commit says ended beyond it (transforms.offsets)."""
-    if not self._connection.group_id:
-      return []
-    committed = consumer.committed(tp, metadata=True)
-    return ended_ahead_ranges(committed.metadata if committed else None)
+    def __init__(self, connection: KafkaConnection, run_id: str):
+        super().__init__()
+        self._connection = connection
+        self._run_id = run_id
 
-  def _ended_already(self, tp: TopicPartition, offset: int) -> bool:
-    return any(start <= offset < end for start, end in self._ended_before[tp])
+    def initial_restriction(self, partition: tuple[str, int]) -> OffsetRange:
+        tp = TopicPartition(*partition)
+        return OffsetRange(start_offsets(self._connection, [tp])[tp], sys.maxsize)
 
-  @beam.DoFn.unbounded_per_element()
-  def process(
-      self,
-      partition: tuple[str, int],
-      tracker=beam.DoFn.RestrictionParam(),
-      watermark=beam.DoFn.WatermarkEstimatorParam(_WatermarkState()),
-  ) -> Iterator[beam.window.TimestampedValue]:
-    tp = TopicPartition(*partition)
-    start = tracker.current_restriction().start
-    if self._progress.draining:  # read nothing more; the watermark goes on
-      time.sleep(self._poll_budget_ms() / 1000)
-      self._advance_watermark(watermark, None)
-      tracker.defer_remainder()
-      return
-    consumer = self._positioned_consumer(tp, start)
-    messages = consumer.poll(timeout_ms=self._poll_budget_ms(),
-                             max_records=_MAX_POLL_RECORDS).get(tp, [])
-    newest_ms = None
-    next_offset = start
-    for message in messages:
-      if not tracker.try_claim(message.offset):
-        return
-      if message.offset > next_offset:  # no records there: nothing will end them
-        yield beam.pvalue.TaggedOutput(
-            GAPS, EndedOffsets(tp.topic, tp.partition, next_offset, message.offset))
-      next_offset = message.offset + 1
-      newest_ms = max(newest_ms or message.timestamp, message.timestamp)
-      if self._ended_already(tp, message.offset):  # before a crash: not again
-        self._skipped.inc()
-        yield beam.pvalue.TaggedOutput(
-            GAPS, EndedOffsets(tp.topic, tp.partition, message.offset, next_offset))
-        continue
-      yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
-    self._next_offsets[tp] = next_offset
-    self._progress.read((tp.topic, tp.partition), start, next_offset)
-    self._advance_watermark(watermark, newest_ms)
-    tracker.defer_remainder()
+    def create_tracker(self, restriction: OffsetRange) -> _UnboundedOffsetTracker:
+        return _UnboundedOffsetTracker(restriction)
 
-  def start_bundle(self) -> None:
-    self._poll_deadline: Optional[float] = None
+    def split(self, partition, restriction):
+        yield restriction
 
-  def _poll_budget_ms(self) -> int:
-    """What is left of this bundle's poll_timeout_ms.
+    def restriction_size(self, partition, restriction) -> int:
+        return 1  # the backlog is unknown here; no runner splits by it
 
-    A runner may put every partition's residual in one bundle (Prism does),
-    and a stateful stage downstream waits for all of them to advance the
-    watermark; so the wait is shared by the bundle, not spent per partition.
-    """
-    now = time.monotonic()
-    if self._poll_deadline is None:
-      self._poll_deadline = now + self._connection.poll_timeout_ms / 1000
-    return max(0, int((self._poll_deadline - now) * 1000))
+    def truncate(self, partition, restriction) -> None:
+        return None  # on drain, stop reading
 
-  def _advance_watermark(self, watermark: ManualWatermarkEstimator,
-                         newest_ms: Optional[int]) -> None:
-    reference_s = time.time() if newest_ms is None else newest_ms / 1000
-    candidate = Timestamp.of(reference_s - self._connection.watermark_lag_s)
-    current = watermark.current_watermark()
-    if current is None or candidate > current:
-      watermark.set_watermark(candidate)
+    def setup(self) -> None:
+        self._consumers: dict[TopicPartition, KafkaConsumer] = {}
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
+        self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
+        self._progress = drain.progress(self._run_id)
 
-  def teardown(self) -> None:
-    for consumer in self._consumers.values():
-      consumer.close()
+    def _positioned_consumer(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
+        """The partition's consumer, about to fetch ``offset``.
+
+        The next offset is tracked here rather than asked of the consumer:
+        kafka-python 2.2's ``position()`` can spin forever on a freshly assigned
+        partition whose metadata it has not loaded.
+        """
+        consumer = self._consumers.get(tp)
+        if consumer is None:
+            consumer = self._consumers[tp] = self._connection.consumer('reader')
+            consumer.assign([tp])
+            self._ended_before[tp] = self._ended_ahead_of_commit(consumer, tp)
+        if self._next_offsets.get(tp) != offset:
+            consumer.seek(tp, offset)
+        return consumer
+
+    def _ended_ahead_of_commit(
+        self, consumer: KafkaConsumer, tp: TopicPartition
+    ) -> list[tuple[int, int]]:
+        """The ranges the group's last commit says ended beyond it (transforms.offsets)."""
+        if not self._connection.group_id:
+            return []
+        committed = consumer.committed(tp, metadata=True)
+        return ended_ahead_ranges(committed.metadata if committed else None)
+
+    def _ended_already(self, tp: TopicPartition, offset: int) -> bool:
+        return any(start <= offset < end for start, end in self._ended_before[tp])
+
+    @beam.DoFn.unbounded_per_element()
+    def process(
+        self,
+        partition: tuple[str, int],
+        tracker=beam.DoFn.RestrictionParam(),
+        watermark=beam.DoFn.WatermarkEstimatorParam(_WatermarkState()),
+    ) -> Iterator[beam.window.TimestampedValue]:
+        tp = TopicPartition(*partition)
+        start = tracker.current_restriction().start
+        if self._progress.draining:  # read nothing more; the watermark goes on
+            time.sleep(self._poll_budget_ms() / 1000)
+            self._advance_watermark(watermark, None)
+            tracker.defer_remainder()
+            return
+        consumer = self._positioned_consumer(tp, start)
+        messages = consumer.poll(
+            timeout_ms=self._poll_budget_ms(), max_records=_MAX_POLL_RECORDS
+        ).get(tp, [])
+        newest_ms = None
+        next_offset = start
+        for message in messages:
+            if not tracker.try_claim(message.offset):
+                return
+            if message.offset > next_offset:  # no records there: nothing will end them
+                yield beam.pvalue.TaggedOutput(
+                    GAPS, EndedOffsets(tp.topic, tp.partition, next_offset, message.offset)
+                )
+            next_offset = message.offset + 1
+            newest_ms = max(newest_ms or message.timestamp, message.timestamp)
+            if self._ended_already(tp, message.offset):  # before a crash: not again
+                self._skipped.inc()
+                yield beam.pvalue.TaggedOutput(
+                    GAPS, EndedOffsets(tp.topic, tp.partition, message.offset, next_offset)
+                )
+                continue
+            yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
+        self._next_offsets[tp] = next_offset
+        self._progress.read((tp.topic, tp.partition), start, next_offset)
+        self._advance_watermark(watermark, newest_ms)
+        tracker.defer_remainder()
+
+    def start_bundle(self) -> None:
+        self._poll_deadline: Optional[float] = None
+
+    def _poll_budget_ms(self) -> int:
+        """What is left of this bundle's poll_timeout_ms.
+
+        A runner may put every partition's residual in one bundle (Prism does),
+        and a stateful stage downstream waits for all of them to advance the
+        watermark; so the wait is shared by the bundle, not spent per partition.
+        """
+        now = time.monotonic()
+        if self._poll_deadline is None:
+            self._poll_deadline = now + self._connection.poll_timeout_ms / 1000
+        return max(0, int((self._poll_deadline - now) * 1000))
+
+    def _advance_watermark(
+        self, watermark: ManualWatermarkEstimator, newest_ms: Optional[int]
+    ) -> None:
+        reference_s = time.time() if newest_ms is None else newest_ms / 1000
+        candidate = Timestamp.of(reference_s - self._connection.watermark_lag_s)
+        current = watermark.current_watermark()
+        if current is None or candidate > current:
+            watermark.set_watermark(candidate)
+
+    def teardown(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.close()
 
 
 class ReadFromKafkaPython(beam.PTransform):
-  """Unbounded read of ``topics`` (see the module docstring): ``records``, and ``gaps``
-  (EndedOffsets: offsets skipped because they hold no record)."""
+    """Unbounded read of ``topics`` (see the module docstring): ``records``, and ``gaps``
+    (EndedOffsets: offsets skipped because they hold no record)."""
 
-  def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str):
-    super().__init__()
-    self._connection = connection
-    self._topics = topics
-    self._run_id = run_id
+    def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str):
+        super().__init__()
+        self._connection = connection
+        self._topics = topics
+        self._run_id = run_id
 
-  def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
-    partitions = list_partitions(self._connection, self._topics)
-    read = (begin
+    def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
+        partitions = list_partitions(self._connection, self._topics)
+        read = (
+            begin
             | 'TopicPartitions' >> beam.Create(partitions)
             | 'SpreadPartitions' >> beam.Reshuffle()
-            | 'ReadPartitions' >> beam.ParDo(_ReadPartitionFn(self._connection, self._run_id))
-            .with_outputs(GAPS, main=RECORDS))
-    return {RECORDS: read[RECORDS], GAPS: read[GAPS]}
+            | 'ReadPartitions'
+            >> beam.ParDo(_ReadPartitionFn(self._connection, self._run_id)).with_outputs(
+                GAPS, main=RECORDS
+            )
+        )
+        return {RECORDS: read[RECORDS], GAPS: read[GAPS]}
 
 
 class _WriteFn(beam.DoFn):
-  """Sends the messages of each Outgoing; once the broker answered for every message of the
-  bundle, outputs each Outgoing's source as ended, or the Outgoing as ``failed`` with the
-  error when a message of it was refused or could not be sent within the write timeout."""
+    """Sends the messages of each Outgoing; once the broker answered for every message of the
+    bundle, outputs each Outgoing's source as ended, or the Outgoing as ``failed`` with the
+    error when a message of it was refused or could not be sent within the write timeout."""
 
-  def __init__(self, connection: KafkaConnection, topic: str):
-    self._connection = connection
-    self._topic = topic
+    def __init__(self, connection: KafkaConnection, topic: str):
+        self._connection = connection
+        self._topic = topic
 
-  def setup(self) -> None:
-    self._producer = self._connection.producer('writer')
+    def setup(self) -> None:
+        self._producer = self._connection.producer('writer')
 
-  def start_bundle(self) -> None:
-    self._sent: list[tuple[WindowedValue, list[Any]]] = []
-    self._topic_error: Optional[KafkaError] = None
+    def start_bundle(self) -> None:
+        self._sent: list[tuple[WindowedValue, list[Any]]] = []
+        self._topic_error: Optional[KafkaError] = None
 
-  def process(self, outgoing: Outgoing, timestamp=beam.DoFn.TimestampParam,
-              window=beam.DoFn.WindowParam) -> None:
-    futures = [self._send(key, value) for key, value in outgoing.messages]
-    self._sent.append((WindowedValue(outgoing, timestamp, [window]), futures))
+    def process(
+        self, outgoing: Outgoing, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
+    ) -> None:
+        futures = [self._send(key, value) for key, value in outgoing.messages]
+        self._sent.append((WindowedValue(outgoing, timestamp, [window]), futures))
 
-  def _send(self, key: Optional[bytes], value: bytes) -> Any:
-    """The send's future, or the error that refused it at once (too large for the producer,
-    the topic's metadata not found within the write timeout: once per bundle, then the
-    bundle's other sends fail with it without waiting again)."""
-    if self._topic_error is not None:
-      return self._topic_error
-    try:
-      return self._producer.send(self._topic, key=key, value=value)
-    except KafkaTimeoutError as error:
-      self._topic_error = error
-      return error
-    except KafkaError as error:
-      return error
+    def _send(self, key: Optional[bytes], value: bytes) -> Any:
+        """The send's future, or the error that refused it at once (too large for the producer,
+        the topic's metadata not found within the write timeout: once per bundle, then the
+        bundle's other sends fail with it without waiting again)."""
+        if self._topic_error is not None:
+            return self._topic_error
+        try:
+            return self._producer.send(self._topic, key=key, value=value)
+        except KafkaTimeoutError as error:
+            self._topic_error = error
+            return error
+        except KafkaError as error:
+            return error
 
-  def finish_bundle(self) -> Iterator[Any]:
-    self._producer.flush()
-    for sent, futures in self._sent:
-      error = _first_error(futures)
-      outgoing = sent.value
-      if isinstance(error, _BATCH_TOO_LARGE):
-        error = self._resend_alone(outgoing)
-      if error is not None:
-        yield beam.pvalue.TaggedOutput(
-            FAILED, sent.with_value(FailedWrite(outgoing, f'{type(error).__name__}: {error}')))
-      elif outgoing.source is not None:
-        yield sent.with_value(EndedOffsets.of(outgoing.source))
+    def finish_bundle(self) -> Iterator[Any]:
+        self._producer.flush()
+        for sent, futures in self._sent:
+            error = _first_error(futures)
+            outgoing = sent.value
+            if isinstance(error, _BATCH_TOO_LARGE):
+                error = self._resend_alone(outgoing)
+            if error is not None:
+                yield beam.pvalue.TaggedOutput(
+                    FAILED,
+                    sent.with_value(FailedWrite(outgoing, f'{type(error).__name__}: {error}')),
+                )
+            elif outgoing.source is not None:
+                yield sent.with_value(EndedOffsets.of(outgoing.source))
 
-  def _resend_alone(self, outgoing: Outgoing) -> Optional[Exception]:
-    """Sends each message of ``outgoing`` in a batch of its own: kafka-python batches
-    records and does not split a batch the topic finds too large, so a refusal may be the
-    batch's, not the record's. The error of the first message refused alone, if any."""
-    for key, value in outgoing.messages:
-      future = self._send(key, value)
-      self._producer.flush()
-      error = _first_error([future])
-      if error is not None:
-        return error
-    return None
+    def _resend_alone(self, outgoing: Outgoing) -> Optional[Exception]:
+        """Sends each message of ``outgoing`` in a batch of its own: kafka-python batches
+        records and does not split a batch the topic finds too large, so a refusal may be the
+        batch's, not the record's. The error of the first message refused alone, if any."""
+        for key, value in outgoing.messages:
+            future = self._send(key, value)
+            self._producer.flush()
+            error = _first_error([future])
+            if error is not None:
+                return error
+        return None
 
-  def teardown(self) -> None:
-    self._producer.close()
+    def teardown(self) -> None:
+        self._producer.close()
 
 
 def _first_error(futures: list[Any]) -> Optional[Exception]:
-  """The first error among sends that failed (an error in place of a future, or a failed
-  future); None when the broker acknowledged every one."""
-  for future in futures:
-    if isinstance(future, Exception):
-      return future
-    if future.failed():
-      return future.exception
-  return None
+    """The first error among sends that failed (an error in place of a future, or a failed
+    future); None when the broker acknowledged every one."""
+    for future in futures:
+        if isinstance(future, Exception):
+            return future
+        if future.failed():
+            return future.exception
+    return None
 
 
 class WriteToKafkaPython(beam.PTransform):
-  """Writes Outgoing messages to ``topic`` with acks=all, flushed per bundle: ``ended``,
-  the EndedOffsets of their sources once acknowledged, and ``failed`` (FailedWrite)."""
+    """Writes Outgoing messages to ``topic`` with acks=all, flushed per bundle: ``ended``,
+    the EndedOffsets of their sources once acknowledged, and ``failed`` (FailedWrite)."""
 
-  def __init__(self, connection: KafkaConnection, topic: str):
-    super().__init__()
-    self._connection = connection
-    self._topic = topic
+    def __init__(self, connection: KafkaConnection, topic: str):
+        super().__init__()
+        self._connection = connection
+        self._topic = topic
 
-  def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
-    written = outgoing | 'Produce' >> beam.ParDo(
-        _WriteFn(self._connection, self._topic)).with_outputs(FAILED, main=ENDED)
-    return {ENDED: written[ENDED], FAILED: written[FAILED]}
+    def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
+        written = outgoing | 'Produce' >> beam.ParDo(
+            _WriteFn(self._connection, self._topic)
+        ).with_outputs(FAILED, main=ENDED)
+        return {ENDED: written[ENDED], FAILED: written[FAILED]}

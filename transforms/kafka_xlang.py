@@ -32,9 +32,10 @@ password goes into ``sasl.jaas.config``, which is built only when a transform ex
 travels in the pipeline's definition (to the runner and the harness), never logged here;
 Kafka's Java clients print it as ``[hidden]``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import apache_beam as beam
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
@@ -42,8 +43,15 @@ from apache_beam.transforms.external import JavaJarExpansionService
 from kafka import TopicPartition
 
 from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
-from transforms.kafka_python import (ENDED, FAILED, GAPS, RECORDS, KafkaConnection,
-                                     list_partitions, start_offsets)
+from transforms.kafka_python import (
+    ENDED,
+    FAILED,
+    GAPS,
+    RECORDS,
+    KafkaConnection,
+    list_partitions,
+    start_offsets,
+)
 
 _LOGIN_MODULES = {
     'PLAIN': 'org.apache.kafka.common.security.plain.PlainLoginModule',
@@ -53,95 +61,126 @@ _LOGIN_MODULES = {
 
 
 def _jaas_quoted(text: str) -> str:
-  return '"' + text.replace('\\', '\\\\').replace('"', '\\"') + '"'
+    return '"' + text.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
 
 def java_client_config(connection: KafkaConnection, role: str) -> dict[str, str]:
-  """The connection's servers and security settings, named as Kafka's Java clients name them."""
-  config = dict(connection.client_config)
-  java = {'bootstrap.servers': ','.join(config['bootstrap_servers']),
-          'security.protocol': config.get('security_protocol', 'PLAINTEXT'),
-          'client.id': f'{connection.client_id}-{role}'}
-  mechanism = config.get('sasl_mechanism')
-  if mechanism:
-    java['sasl.mechanism'] = mechanism
-    java['sasl.jaas.config'] = (
-        f'{_LOGIN_MODULES[mechanism]} required '
-        f'username={_jaas_quoted(config["sasl_plain_username"])} '
-        f'password={_jaas_quoted(connection.sasl_password or "")};')
-  return java
+    """The connection's servers and security settings, named as Kafka's Java clients name them."""
+    config = dict(connection.client_config)
+    java = {
+        'bootstrap.servers': ','.join(config['bootstrap_servers']),
+        'security.protocol': config.get('security_protocol', 'PLAINTEXT'),
+        'client.id': f'{connection.client_id}-{role}',
+    }
+    mechanism = config.get('sasl_mechanism')
+    if mechanism:
+        java['sasl.mechanism'] = mechanism
+        java['sasl.jaas.config'] = (
+            f'{_LOGIN_MODULES[mechanism]} required '
+            f'username={_jaas_quoted(config["sasl_plain_username"])} '
+            f'password={_jaas_quoted(connection.sasl_password or "")};'
+        )
+    return java
 
 
 def consumer_config(connection: KafkaConnection) -> dict[str, str]:
-  config = {**java_client_config(connection, 'reader'), 'enable.auto.commit': 'false',
-            'auto.offset.reset': connection.auto_offset_reset}
-  if connection.group_id:
-    config['group.id'] = connection.group_id
-  return config
+    config = {
+        **java_client_config(connection, 'reader'),
+        'enable.auto.commit': 'false',
+        'auto.offset.reset': connection.auto_offset_reset,
+    }
+    if connection.group_id:
+        config['group.id'] = connection.group_id
+    return config
 
 
 def to_kafka_record(row: Any) -> KafkaRecord:
-  """One row of ``ReadFromKafka(with_metadata=True)`` as a KafkaRecord."""
-  return KafkaRecord(
-      topic=row.topic, partition=row.partition, offset=row.offset, key=row.key,
-      value=row.value, timestamp_ms=row.timestamp,
-      headers=tuple((header.key, header.value or b'') for header in row.headers or ()))
+    """One row of ``ReadFromKafka(with_metadata=True)`` as a KafkaRecord."""
+    return KafkaRecord(
+        topic=row.topic,
+        partition=row.partition,
+        offset=row.offset,
+        key=row.key,
+        value=row.value,
+        timestamp_ms=row.timestamp,
+        headers=tuple((header.key, header.value or b'') for header in row.headers or ()),
+    )
 
 
 def commit_start_offsets(connection: KafkaConnection, topics: list[str]) -> None:
-  """Commits, for every partition the group has no offset for, where it starts."""
-  start_offsets(connection, [TopicPartition(topic, partition)
-                             for topic, partition in list_partitions(connection, topics)])
+    """Commits, for every partition the group has no offset for, where it starts."""
+    start_offsets(
+        connection,
+        [
+            TopicPartition(topic, partition)
+            for topic, partition in list_partitions(connection, topics)
+        ],
+    )
 
 
 class ReadFromKafkaXlang(beam.PTransform):
-  """KafkaIO's unbounded read of ``topics`` (see the module docstring)."""
+    """KafkaIO's unbounded read of ``topics`` (see the module docstring)."""
 
-  def __init__(self, connection: KafkaConnection, topics: list[str],
-               expansion_service: JavaJarExpansionService):
-    super().__init__()
-    self._connection = connection
-    self._topics = topics
-    self._expansion_service = expansion_service
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        topics: list[str],
+        expansion_service: JavaJarExpansionService,
+    ):
+        super().__init__()
+        self._connection = connection
+        self._topics = topics
+        self._expansion_service = expansion_service
 
-  def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
-    if self._connection.group_id:
-      commit_start_offsets(self._connection, self._topics)
-    rows = begin | 'KafkaIO' >> ReadFromKafka(
-        consumer_config=consumer_config(self._connection), topics=self._topics,
-        with_metadata=True, timestamp_policy=ReadFromKafka.create_time_policy,
-        expansion_service=self._expansion_service)
-    records = rows | 'ToKafkaRecord' >> beam.Map(to_kafka_record).with_output_types(KafkaRecord)
-    gaps = begin | 'NoGaps' >> beam.Create([]).with_output_types(EndedOffsets)
-    return {RECORDS: records, GAPS: gaps}
+    def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
+        if self._connection.group_id:
+            commit_start_offsets(self._connection, self._topics)
+        rows = begin | 'KafkaIO' >> ReadFromKafka(
+            consumer_config=consumer_config(self._connection),
+            topics=self._topics,
+            with_metadata=True,
+            timestamp_policy=ReadFromKafka.create_time_policy,
+            expansion_service=self._expansion_service,
+        )
+        records = rows | 'ToKafkaRecord' >> beam.Map(to_kafka_record).with_output_types(KafkaRecord)
+        gaps = begin | 'NoGaps' >> beam.Create([]).with_output_types(EndedOffsets)
+        return {RECORDS: records, GAPS: gaps}
 
 
 def _messages(outgoing: Outgoing) -> Iterator[tuple[bytes, bytes]]:
-  for key, value in outgoing.messages:
-    yield (b'' if key is None else key), value
+    for key, value in outgoing.messages:
+        yield (b'' if key is None else key), value
 
 
 def _handed_over(outgoing: Outgoing) -> Iterator[EndedOffsets]:
-  if outgoing.source is not None:
-    yield EndedOffsets.of(outgoing.source)
+    if outgoing.source is not None:
+        yield EndedOffsets.of(outgoing.source)
 
 
 class WriteToKafkaXlang(beam.PTransform):
-  """KafkaIO's write of Outgoing messages to ``topic``; outputs their sources as handed over."""
+    """KafkaIO's write of Outgoing messages to ``topic``; outputs their sources as handed over."""
 
-  def __init__(self, connection: KafkaConnection, topic: str,
-               expansion_service: JavaJarExpansionService):
-    super().__init__()
-    self._connection = connection
-    self._topic = topic
-    self._expansion_service = expansion_service
+    def __init__(
+        self, connection: KafkaConnection, topic: str, expansion_service: JavaJarExpansionService
+    ):
+        super().__init__()
+        self._connection = connection
+        self._topic = topic
+        self._expansion_service = expansion_service
 
-  def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
-    (outgoing
-     | 'Messages' >> beam.FlatMap(_messages).with_output_types(tuple[bytes, bytes])
-     | 'KafkaIO' >> WriteToKafka(
-         producer_config={**java_client_config(self._connection, 'writer'), 'acks': 'all'},
-         topic=self._topic, expansion_service=self._expansion_service))
-    ended = outgoing | 'HandedOver' >> beam.FlatMap(_handed_over).with_output_types(EndedOffsets)
-    failed = outgoing.pipeline | 'NoFailures' >> beam.Create([]).with_output_types(FailedWrite)
-    return {ENDED: ended, FAILED: failed}
+    def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
+        (
+            outgoing
+            | 'Messages' >> beam.FlatMap(_messages).with_output_types(tuple[bytes, bytes])
+            | 'KafkaIO'
+            >> WriteToKafka(
+                producer_config={**java_client_config(self._connection, 'writer'), 'acks': 'all'},
+                topic=self._topic,
+                expansion_service=self._expansion_service,
+            )
+        )
+        ended = outgoing | 'HandedOver' >> beam.FlatMap(_handed_over).with_output_types(
+            EndedOffsets
+        )
+        failed = outgoing.pipeline | 'NoFailures' >> beam.Create([]).with_output_types(FailedWrite)
+        return {ENDED: ended, FAILED: failed}

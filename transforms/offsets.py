@@ -30,6 +30,7 @@ processes would need the marks of a partition to meet in one of them (a keyed st
 not built, as no such runner can be had here; after a restart the frontier starts again
 from the committed offsets, so nothing is lost there either.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,93 +52,101 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def advance(next_offset: int, ahead: Ahead, ended: EndedOffsets) -> int:
-  """The next offset to commit once ``ended`` is known; ``ahead`` keeps what cannot be yet."""
-  if ended.end > next_offset:
-    ahead[ended.start] = max(ahead.get(ended.start, ended.start), ended.end)
-  while True:
-    reachable = [start for start in ahead if start <= next_offset]
-    if not reachable:
-      return next_offset
-    for start in reachable:
-      next_offset = max(next_offset, ahead.pop(start))
+    """The next offset to commit once ``ended`` is known; ``ahead`` keeps what cannot be yet."""
+    if ended.end > next_offset:
+        ahead[ended.start] = max(ahead.get(ended.start, ended.start), ended.end)
+    while True:
+        reachable = [start for start in ahead if start <= next_offset]
+        if not reachable:
+            return next_offset
+        for start in reachable:
+            next_offset = max(next_offset, ahead.pop(start))
 
 
 class _Frontiers:
-  """Every partition's frontier in this process; commits them, one caller at a time."""
+    """Every partition's frontier in this process; commits them, one caller at a time."""
 
-  def __init__(self, consumer: KafkaConsumer, progress: drain.RunProgress):
-    self._consumer = consumer
-    self._progress = progress
-    self._next: dict[TopicPartition, int] = {}
-    self._ahead: dict[TopicPartition, Ahead] = {}
-    self._committed: dict[TopicPartition, tuple[int, Optional[str]]] = {}
-    self._lock = threading.Lock()
+    def __init__(self, consumer: KafkaConsumer, progress: drain.RunProgress):
+        self._consumer = consumer
+        self._progress = progress
+        self._next: dict[TopicPartition, int] = {}
+        self._ahead: dict[TopicPartition, Ahead] = {}
+        self._committed: dict[TopicPartition, tuple[int, Optional[str]]] = {}
+        self._lock = threading.Lock()
 
-  def end(self, ended: EndedOffsets) -> int:
-    """Takes ``ended`` into its partition's frontier; returns how many ranges wait there."""
-    tp = TopicPartition(ended.topic, ended.partition)
-    with self._lock:
-      if tp not in self._next:
-        self._next[tp] = self._group_offset(tp, ended.start)
-      ahead = self._ahead.setdefault(tp, {})
-      self._next[tp] = advance(self._next[tp], ahead, ended)
-      return len(ahead)
+    def end(self, ended: EndedOffsets) -> int:
+        """Takes ``ended`` into its partition's frontier; returns how many ranges wait there."""
+        tp = TopicPartition(ended.topic, ended.partition)
+        with self._lock:
+            if tp not in self._next:
+                self._next[tp] = self._group_offset(tp, ended.start)
+            ahead = self._ahead.setdefault(tp, {})
+            self._next[tp] = advance(self._next[tp], ahead, ended)
+            return len(ahead)
 
-  def commit(self) -> int:
-    """Commits every partition whose frontier, or what ended beyond it, moved; returns how
-    many. What ended beyond the frontier goes in the commit's metadata, so that a restart
-    after a crash skips it (transforms.kafka_python) instead of repeating it."""
-    with self._lock:
-      marks = {tp: (offset, ended_ahead_metadata(self._ahead.get(tp, {})))
-               for tp, offset in self._next.items()}
-      moved = {tp: mark for tp, mark in marks.items() if mark != self._committed.get(tp)}
-      if moved:
-        self._consumer.commit({tp: OffsetAndMetadata(offset, metadata, -1)
-                               for tp, (offset, metadata) in moved.items()})
-        self._committed.update(moved)
-        for tp, (offset, _) in moved.items():
-          self._progress.committed((tp.topic, tp.partition), offset)
-      return len(moved)
+    def commit(self) -> int:
+        """Commits every partition whose frontier, or what ended beyond it, moved; returns how
+        many. What ended beyond the frontier goes in the commit's metadata, so that a restart
+        after a crash skips it (transforms.kafka_python) instead of repeating it."""
+        with self._lock:
+            marks = {
+                tp: (offset, ended_ahead_metadata(self._ahead.get(tp, {})))
+                for tp, offset in self._next.items()
+            }
+            moved = {tp: mark for tp, mark in marks.items() if mark != self._committed.get(tp)}
+            if moved:
+                self._consumer.commit(
+                    {
+                        tp: OffsetAndMetadata(offset, metadata, -1)
+                        for tp, (offset, metadata) in moved.items()
+                    }
+                )
+                self._committed.update(moved)
+                for tp, (offset, _) in moved.items():
+                    self._progress.committed((tp.topic, tp.partition), offset)
+            return len(moved)
 
-  def _group_offset(self, tp: TopicPartition, fallback: int) -> int:
-    """Where the read started: the read commits its start for a group that had none."""
-    committed: Optional[int] = self._consumer.committed(tp)
-    if committed is None:
-      _LOGGER.warning('No committed offset for %s; committing from %d on', tp, fallback)
-      return fallback
-    self._committed[tp] = (committed, None)
-    return committed
+    def _group_offset(self, tp: TopicPartition, fallback: int) -> int:
+        """Where the read started: the read commits its start for a group that had none."""
+        committed: Optional[int] = self._consumer.committed(tp)
+        if committed is None:
+            _LOGGER.warning('No committed offset for %s; committing from %d on', tp, fallback)
+            return fallback
+        self._committed[tp] = (committed, None)
+        return committed
 
 
 class _CommitFrontierFn(beam.DoFn):
+    def __init__(self, connection: KafkaConnection, run_id: str):
+        self._connection = connection
+        self._shared = shared.Shared()
+        self._run_id = run_id  # one set of frontiers per pipeline run and process
+        self._commits = Metrics.counter('offsets', 'commits')
+        self._ahead_size = Metrics.distribution('offsets', 'ended_ahead')
 
-  def __init__(self, connection: KafkaConnection, run_id: str):
-    self._connection = connection
-    self._shared = shared.Shared()
-    self._run_id = run_id  # one set of frontiers per pipeline run and process
-    self._commits = Metrics.counter('offsets', 'commits')
-    self._ahead_size = Metrics.distribution('offsets', 'ended_ahead')
+    def setup(self) -> None:
+        self._frontiers = self._shared.acquire(
+            lambda: _Frontiers(
+                self._connection.consumer('committer'), drain.progress(self._run_id)
+            ),
+            tag=self._run_id,
+        )
 
-  def setup(self) -> None:
-    self._frontiers = self._shared.acquire(
-        lambda: _Frontiers(self._connection.consumer('committer'), drain.progress(self._run_id)),
-        tag=self._run_id)
+    def process(self, ended: EndedOffsets) -> None:
+        self._ahead_size.update(self._frontiers.end(ended))
 
-  def process(self, ended: EndedOffsets) -> None:
-    self._ahead_size.update(self._frontiers.end(ended))
-
-  def finish_bundle(self) -> None:
-    self._commits.inc(self._frontiers.commit())
+    def finish_bundle(self) -> None:
+        self._commits.inc(self._frontiers.commit())
 
 
 class CommitEndedOffsets(beam.PTransform):
-  """Commits, per partition, the offset below which every record has ended."""
+    """Commits, per partition, the offset below which every record has ended."""
 
-  def __init__(self, connection: KafkaConnection, run_id: str):
-    super().__init__()
-    self._connection = connection
-    self._run_id = run_id
+    def __init__(self, connection: KafkaConnection, run_id: str):
+        super().__init__()
+        self._connection = connection
+        self._run_id = run_id
 
-  def expand(self, ended: beam.PCollection[EndedOffsets]) -> beam.pvalue.PDone:
-    ended | 'CommitFrontier' >> beam.ParDo(_CommitFrontierFn(self._connection, self._run_id))
-    return beam.pvalue.PDone(ended.pipeline)
+    def expand(self, ended: beam.PCollection[EndedOffsets]) -> beam.pvalue.PDone:
+        ended | 'CommitFrontier' >> beam.ParDo(_CommitFrontierFn(self._connection, self._run_id))
+        return beam.pvalue.PDone(ended.pipeline)

@@ -25,6 +25,7 @@ TensorFlow Serving REST: POST {"instances": [row, ...]} answered by
 carries ``Authorization: Bearer <token>``; the token is kept out of reprs and
 of the errors that reach logs and dead letters.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,26 +47,26 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class ScorerError(RuntimeError):
-  """The scorer did not answer with predictions; ``retryable`` says if a retry may help."""
+    """The scorer did not answer with predictions; ``retryable`` says if a retry may help."""
 
-  def __init__(self, message: str, retryable: bool):
-    super().__init__(message)
-    self.retryable = retryable
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def _is_retryable(error: Exception) -> bool:
-  if isinstance(error, ScorerError):
-    return error.retryable
-  return isinstance(error, requests.RequestException)
+    if isinstance(error, ScorerError):
+        return error.retryable
+    return isinstance(error, requests.RequestException)
 
 
 @dataclasses.dataclass(frozen=True)
 class ScorerConfig:
-  url: str
-  timeout_s: float = 5.0
-  retry_s: float = 60.0
-  max_rows: int = 2000
-  token: Optional[str] = dataclasses.field(default=None, repr=False)
+    url: str
+    timeout_s: float = 5.0
+    retry_s: float = 60.0
+    max_rows: int = 2000
+    token: Optional[str] = dataclasses.field(default=None, repr=False)
 
 
 RETRY_INITIAL_DELAY_S = 0.2
@@ -74,130 +75,154 @@ _MAX_RETRIES = 10_000  # Beam's limit; the time budget (retry_s) ends the retrie
 
 
 def scorer_instance(enriched: EnrichedFocus, coupon_index: int) -> dict[str, Any]:
-  """One (customer, coupon) row of a scorer request."""
-  coupon = enriched.coupons[coupon_index]
-  return {
-      'customer_id': enriched.focus.customer_id,
-      'coupon_id': coupon.coupon_id,
-      'department_id': enriched.focus.department_id,
-      **enriched.context.as_dict(),
-      'coupon_mean_discount': coupon.mean_coupon_discount,
-      'coupon_mean_item_price': coupon.mean_item_price,
-  }
+    """One (customer, coupon) row of a scorer request."""
+    coupon = enriched.coupons[coupon_index]
+    return {
+        'customer_id': enriched.focus.customer_id,
+        'coupon_id': coupon.coupon_id,
+        'department_id': enriched.focus.department_id,
+        **enriched.context.as_dict(),
+        'coupon_mean_discount': coupon.mean_coupon_discount,
+        'coupon_mean_item_price': coupon.mean_item_price,
+    }
 
 
 def _rows(batch: Sequence[EnrichedFocus]) -> list[dict[str, Any]]:
-  return [scorer_instance(enriched, i)
-          for enriched in batch for i in range(len(enriched.coupons))]
+    return [
+        scorer_instance(enriched, i) for enriched in batch for i in range(len(enriched.coupons))
+    ]
 
 
-def _split_by_focus(batch: Sequence[EnrichedFocus],
-                    predictions: Sequence[float]) -> list[ScoredFocus]:
-  scored, start = [], 0
-  for enriched in batch:
-    end = start + len(enriched.coupons)
-    scored.append(ScoredFocus(enriched.focus, tuple(
-        CouponPrediction(coupon.coupon_id, float(p))
-        for coupon, p in zip(enriched.coupons, predictions[start:end]))))
-    start = end
-  return scored
+def _split_by_focus(
+    batch: Sequence[EnrichedFocus], predictions: Sequence[float]
+) -> list[ScoredFocus]:
+    scored, start = [], 0
+    for enriched in batch:
+        end = start + len(enriched.coupons)
+        scored.append(
+            ScoredFocus(
+                enriched.focus,
+                tuple(
+                    CouponPrediction(coupon.coupon_id, float(p))
+                    for coupon, p in zip(enriched.coupons, predictions[start:end])
+                ),
+            )
+        )
+        start = end
+    return scored
 
 
 class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, requests.Session]):
-  """Scores a batch of focus events in one request to the scorer."""
+    """Scores a batch of focus events in one request to the scorer."""
 
-  def __init__(self, config: ScorerConfig):
-    # Retries are run_inference's below, not the base class's 5 s-first backoff.
-    super().__init__(namespace='scorer', num_retries=0, throttle_delay_secs=1)
-    self._config = config
-    self._requests = Metrics.counter('scorer', 'requests')
-    self._failures = {kind: Metrics.counter('scorer', f'failed_requests_{kind}')
-                      for kind in ('http_429', 'http_5xx', 'http_4xx', 'timeout', 'connection',
-                                   'bad_answer')}
-    self._rows_per_request = Metrics.distribution('scorer', 'rows_per_request')
-    self._latency = Metrics.distribution('scorer', 'latency_ms')
+    def __init__(self, config: ScorerConfig):
+        # Retries are run_inference's below, not the base class's 5 s-first backoff.
+        super().__init__(namespace='scorer', num_retries=0, throttle_delay_secs=1)
+        self._config = config
+        self._requests = Metrics.counter('scorer', 'requests')
+        self._failures = {
+            kind: Metrics.counter('scorer', f'failed_requests_{kind}')
+            for kind in ('http_429', 'http_5xx', 'http_4xx', 'timeout', 'connection', 'bad_answer')
+        }
+        self._rows_per_request = Metrics.distribution('scorer', 'rows_per_request')
+        self._latency = Metrics.distribution('scorer', 'latency_ms')
 
-  def create_client(self) -> requests.Session:
-    session = requests.Session()
-    session.headers.update(bearer_headers(self._config.token))
-    return session
+    def create_client(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(bearer_headers(self._config.token))
+        return session
 
-  def batch_elements_kwargs(self) -> dict[str, Any]:
-    # Batches are weighed in coupon rows: one request carries at most max_rows.
-    return {'min_batch_size': 1, 'max_batch_size': self._config.max_rows,
-            'element_size_fn': lambda enriched: len(enriched.coupons)}
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        # Batches are weighed in coupon rows: one request carries at most max_rows.
+        return {
+            'min_batch_size': 1,
+            'max_batch_size': self._config.max_rows,
+            'element_size_fn': lambda enriched: len(enriched.coupons),
+        }
 
-  def request(self, batch: Sequence[EnrichedFocus], model: requests.Session,
-              inference_args: Optional[dict[str, Any]] = None) -> Iterable[ScoredFocus]:
-    # Retries here rather than the base class's (which RunInference forbids to
-    # override): its backoff starts at 5 s, too slow for a customer at a screen.
-    with_retries = retry.with_exponential_backoff(
-        num_retries=_MAX_RETRIES, stop_after_secs=self._config.retry_s,
-        initial_delay_secs=RETRY_INITIAL_DELAY_S, max_delay_secs=RETRY_MAX_DELAY_S,
-        retry_filter=_is_retryable, logger=_log_retry)
-    rows = _rows(batch)
-    return _split_by_focus(batch, with_retries(self._attempt)(rows, model))
+    def request(
+        self,
+        batch: Sequence[EnrichedFocus],
+        model: requests.Session,
+        inference_args: Optional[dict[str, Any]] = None,
+    ) -> Iterable[ScoredFocus]:
+        # Retries here rather than the base class's (which RunInference forbids to
+        # override): its backoff starts at 5 s, too slow for a customer at a screen.
+        with_retries = retry.with_exponential_backoff(
+            num_retries=_MAX_RETRIES,
+            stop_after_secs=self._config.retry_s,
+            initial_delay_secs=RETRY_INITIAL_DELAY_S,
+            max_delay_secs=RETRY_MAX_DELAY_S,
+            retry_filter=_is_retryable,
+            logger=_log_retry,
+        )
+        rows = _rows(batch)
+        return _split_by_focus(batch, with_retries(self._attempt)(rows, model))
 
-  def _attempt(self, rows: list[dict[str, Any]], model: requests.Session) -> list[float]:
-    """One throttled request: the throttler delays it while the scorer keeps failing."""
-    self.throttler.throttle()
-    started = time.monotonic()
-    self._requests.inc()
-    self._rows_per_request.update(len(rows))
-    try:
-      response = model.post(self._config.url, json={'instances': rows},
-                            timeout=self._config.timeout_s)
-    except requests.Timeout:
-      self._failures['timeout'].inc()
-      raise
-    except requests.RequestException:
-      self._failures['connection'].inc()
-      raise
-    self._latency.update(int((time.monotonic() - started) * 1000))
-    predictions = self._predictions(response, len(rows))
-    self.throttler.successful_request(time.time() * 1000)
-    return predictions
+    def _attempt(self, rows: list[dict[str, Any]], model: requests.Session) -> list[float]:
+        """One throttled request: the throttler delays it while the scorer keeps failing."""
+        self.throttler.throttle()
+        started = time.monotonic()
+        self._requests.inc()
+        self._rows_per_request.update(len(rows))
+        try:
+            response = model.post(
+                self._config.url, json={'instances': rows}, timeout=self._config.timeout_s
+            )
+        except requests.Timeout:
+            self._failures['timeout'].inc()
+            raise
+        except requests.RequestException:
+            self._failures['connection'].inc()
+            raise
+        self._latency.update(int((time.monotonic() - started) * 1000))
+        predictions = self._predictions(response, len(rows))
+        self.throttler.successful_request(time.time() * 1000)
+        return predictions
 
-  def _predictions(self, response: requests.Response, rows: int) -> list[float]:
-    """The answer's predictions, or a ScorerError saying whether to retry."""
-    status = response.status_code
-    if status != 200:
-      kind = 'http_429' if status == 429 else 'http_5xx' if status >= 500 else 'http_4xx'
-      self._failures[kind].inc()
-      text = masked(response.text, self._config.token)
-      raise ScorerError(f'HTTP {status}: {text[:200]}', retryable=kind != 'http_4xx')
-    predictions = response.json().get('predictions')
-    if not isinstance(predictions, list) or len(predictions) != rows:
-      self._failures['bad_answer'].inc()
-      raise ScorerError(f'expected {rows} predictions, got {predictions!r:.200}',
-                        retryable=False)
-    return predictions
+    def _predictions(self, response: requests.Response, rows: int) -> list[float]:
+        """The answer's predictions, or a ScorerError saying whether to retry."""
+        status = response.status_code
+        if status != 200:
+            kind = 'http_429' if status == 429 else 'http_5xx' if status >= 500 else 'http_4xx'
+            self._failures[kind].inc()
+            text = masked(response.text, self._config.token)
+            raise ScorerError(f'HTTP {status}: {text[:200]}', retryable=kind != 'http_4xx')
+        predictions = response.json().get('predictions')
+        if not isinstance(predictions, list) or len(predictions) != rows:
+            self._failures['bad_answer'].inc()
+            raise ScorerError(
+                f'expected {rows} predictions, got {predictions!r:.200}', retryable=False
+            )
+        return predictions
 
 
 def _log_retry(message: str, *args: Any) -> None:
-  """Beam's retry report, shortened to its first line (no traceback per retry)."""
-  _LOGGER.warning(message.split(' Traceback')[0], *args[:3])
+    """Beam's retry report, shortened to its first line (no traceback per retry)."""
+    _LOGGER.warning(message.split(' Traceback')[0], *args[:3])
 
 
 def _failed_batch_dead_letters(failure: tuple[Sequence[EnrichedFocus], Exception]):
-  batch, error = failure
-  Metrics.counter('dead_letters', 'scoring_failed').inc(len(batch))
-  for enriched in batch:
-    yield dead_letter_for(enriched.focus, 'scoring_failed', str(error))
+    batch, error = failure
+    Metrics.counter('dead_letters', 'scoring_failed').inc(len(batch))
+    for enriched in batch:
+        yield dead_letter_for(enriched.focus, 'scoring_failed', str(error))
 
 
 class ScoreCoupons(beam.PTransform):
-  """Scores every candidate coupon of every focus event, in batches."""
+    """Scores every candidate coupon of every focus event, in batches."""
 
-  def __init__(self, config: ScorerConfig):
-    super().__init__()
-    self._config = config
+    def __init__(self, config: ScorerConfig):
+        super().__init__()
+        self._config = config
 
-  def expand(self, enriched: beam.PCollection[EnrichedFocus]) -> dict[str, beam.PCollection]:
-    scored, failures = (
-        enriched
-        | 'RunInference' >> RunInference(CouponScorerHandler(self._config))
-        .with_exception_handling())
-    dead_letters = (failures.failed_inferences
-                    | 'FailedBatches' >> beam.FlatMap(_failed_batch_dead_letters))
-    return {'scored': scored, 'dead_letters': dead_letters}
+    def expand(self, enriched: beam.PCollection[EnrichedFocus]) -> dict[str, beam.PCollection]:
+        scored, failures = (
+            enriched
+            | 'RunInference'
+            >> RunInference(CouponScorerHandler(self._config)).with_exception_handling()
+        )
+        dead_letters = failures.failed_inferences | 'FailedBatches' >> beam.FlatMap(
+            _failed_batch_dead_letters
+        )
+        return {'scored': scored, 'dead_letters': dead_letters}

@@ -25,6 +25,7 @@ per buffered focus event): on Prism 2.73 it lost or repeated a buffered focus
 event now and then under load (focus_buffered != focus_released +
 focus_timed_out), and it delayed every early focus event by the wait.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,100 +50,108 @@ SessionInput = Union[tuple[EntryEvent, CustomerContext], FocusEvent]
 
 @dataclasses.dataclass(frozen=True)
 class SessionConfig:
-  ttl_s: float = 4 * 3600.0
+    ttl_s: float = 4 * 3600.0
 
 
 class _CustomerSessionFn(beam.DoFn):
-  CONTEXT = ReadModifyWriteStateSpec('context', coders.PickleCoder())
-  NEWEST_EVENT_S = ReadModifyWriteStateSpec('newest_event_s', coders.FloatCoder())
-  EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
+    CONTEXT = ReadModifyWriteStateSpec('context', coders.PickleCoder())
+    NEWEST_EVENT_S = ReadModifyWriteStateSpec('newest_event_s', coders.FloatCoder())
+    EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
 
-  def __init__(self, config: SessionConfig, central: CentralConfig,
-               journal: Optional[FailureJournal]):
-    self._config = config
-    self._central = central
-    self._journal = journal
-    self._from_state = Metrics.counter('sessions', 'focus_enriched_from_state')
-    self._defaulted = Metrics.counter('sessions', 'focus_with_default_context')
-    self._contexts = Metrics.counter('sessions', 'contexts_stored')
-    self._expired = Metrics.counter('sessions', 'sessions_expired')
+    def __init__(
+        self, config: SessionConfig, central: CentralConfig, journal: Optional[FailureJournal]
+    ):
+        self._config = config
+        self._central = central
+        self._journal = journal
+        self._from_state = Metrics.counter('sessions', 'focus_enriched_from_state')
+        self._defaulted = Metrics.counter('sessions', 'focus_with_default_context')
+        self._contexts = Metrics.counter('sessions', 'contexts_stored')
+        self._expired = Metrics.counter('sessions', 'sessions_expired')
 
-  def setup(self) -> None:
-    self._fetcher = ContextFetcher(self._central, 'on_demand')
+    def setup(self) -> None:
+        self._fetcher = ContextFetcher(self._central, 'on_demand')
 
-  def teardown(self) -> None:
-    self._fetcher.close()
+    def teardown(self) -> None:
+        self._fetcher.close()
 
-  def process(
-      self,
-      keyed: tuple[int, SessionInput],
-      context_state=beam.DoFn.StateParam(CONTEXT),
-      newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
-      expiry_timer=beam.DoFn.TimerParam(EXPIRY),
-  ) -> Iterator[object]:
-    _, event = keyed
-    focus = event if isinstance(event, FocusEvent) else None
-    with watching(self._journal, focus.source if focus else event[0].source):
-      if focus:
-        yield focus, self._context_for(focus, context_state)
-        event_time_s = focus.event_time_s
-      else:
-        entry, context = event
+    def process(
+        self,
+        keyed: tuple[int, SessionInput],
+        context_state=beam.DoFn.StateParam(CONTEXT),
+        newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
+        expiry_timer=beam.DoFn.TimerParam(EXPIRY),
+    ) -> Iterator[object]:
+        _, event = keyed
+        focus = event if isinstance(event, FocusEvent) else None
+        with watching(self._journal, focus.source if focus else event[0].source):
+            if focus:
+                yield focus, self._context_for(focus, context_state)
+                event_time_s = focus.event_time_s
+            else:
+                entry, context = event
+                self._contexts.inc()
+                context_state.write(context)
+                yield beam.pvalue.TaggedOutput(ENTRIES_ENDED, EndedOffsets.of(entry.source))
+                event_time_s = entry.event_time_s
+        newest_s = max(newest_state.read() or event_time_s, event_time_s)
+        newest_state.write(newest_s)
+        expiry_timer.set(Timestamp.of(newest_s + self._config.ttl_s))
+
+    def _context_for(self, focus: FocusEvent, context_state) -> CustomerContext:
+        """The stored context, else the central's (then stored), else the default one."""
+        context = context_state.read()
+        if context is not None:
+            self._from_state.inc()
+            return context
+        try:
+            context = self._fetcher.fetch(focus.customer_id)
+        except CentralUnavailable:
+            self._defaulted.inc()
+            return CustomerContext.unknown(focus.customer_id)
         self._contexts.inc()
         context_state.write(context)
-        yield beam.pvalue.TaggedOutput(ENTRIES_ENDED, EndedOffsets.of(entry.source))
-        event_time_s = entry.event_time_s
-    newest_s = max(newest_state.read() or event_time_s, event_time_s)
-    newest_state.write(newest_s)
-    expiry_timer.set(Timestamp.of(newest_s + self._config.ttl_s))
+        return context
 
-  def _context_for(self, focus: FocusEvent, context_state) -> CustomerContext:
-    """The stored context, else the central's (then stored), else the default one."""
-    context = context_state.read()
-    if context is not None:
-      self._from_state.inc()
-      return context
-    try:
-      context = self._fetcher.fetch(focus.customer_id)
-    except CentralUnavailable:
-      self._defaulted.inc()
-      return CustomerContext.unknown(focus.customer_id)
-    self._contexts.inc()
-    context_state.write(context)
-    return context
-
-  @on_timer(EXPIRY)
-  def on_expiry(
-      self,
-      context_state=beam.DoFn.StateParam(CONTEXT),
-      newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
-  ) -> None:
-    self._expired.inc()
-    context_state.clear()
-    newest_state.clear()
+    @on_timer(EXPIRY)
+    def on_expiry(
+        self,
+        context_state=beam.DoFn.StateParam(CONTEXT),
+        newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
+    ) -> None:
+        self._expired.inc()
+        context_state.clear()
+        newest_state.clear()
 
 
 def _customer_key(event: SessionInput) -> tuple[int, SessionInput]:
-  customer_id = event.customer_id if isinstance(event, FocusEvent) else event[0].customer_id
-  return customer_id, event
+    customer_id = event.customer_id if isinstance(event, FocusEvent) else event[0].customer_id
+    return customer_id, event
 
 
 class CustomerSessions(beam.PTransform):
-  """Keys entries and focus events by customer and runs their session."""
+    """Keys entries and focus events by customer and runs their session."""
 
-  def __init__(self, config: SessionConfig, central: CentralConfig,
-               journal: Optional[FailureJournal] = None):
-    super().__init__()
-    self._config = config
-    self._central = central
-    self._journal = journal
+    def __init__(
+        self,
+        config: SessionConfig,
+        central: CentralConfig,
+        journal: Optional[FailureJournal] = None,
+    ):
+        super().__init__()
+        self._config = config
+        self._central = central
+        self._journal = journal
 
-  def expand(self, inputs: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
-    sessions = ((inputs['entries'], inputs['focuses'])
-                | 'EntriesAndFocuses' >> beam.Flatten()
-                | 'ByCustomer' >> beam.Map(_customer_key).with_output_types(
-                    beam.typehints.KV[int, typing.Any])
-                | 'Session' >> beam.ParDo(
-                    _CustomerSessionFn(self._config, self._central, self._journal))
-                .with_outputs(ENTRIES_ENDED, main='ready'))
-    return {'ready': sessions.ready, ENTRIES_ENDED: sessions[ENTRIES_ENDED]}
+    def expand(self, inputs: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
+        sessions = (
+            (inputs['entries'], inputs['focuses'])
+            | 'EntriesAndFocuses' >> beam.Flatten()
+            | 'ByCustomer'
+            >> beam.Map(_customer_key).with_output_types(beam.typehints.KV[int, typing.Any])
+            | 'Session'
+            >> beam.ParDo(
+                _CustomerSessionFn(self._config, self._central, self._journal)
+            ).with_outputs(ENTRIES_ENDED, main='ready')
+        )
+        return {'ready': sessions.ready, ENTRIES_ENDED: sessions[ENTRIES_ENDED]}

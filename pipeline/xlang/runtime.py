@@ -10,6 +10,7 @@ Out: ``fetch_xlang_jars`` puts the jars into ``.local/xlang/lib`` (git-ignored) 
      the launcher script, started by the runner, no Docker.
 State: the files under ``.local/xlang``, current while the pom's hash matches their stamp.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,49 +36,55 @@ BOOTSTRAP_COMMAND = 'scripts/bootstrap.sh'
 
 
 def fetch_xlang_jars() -> Path:
-  """Fetches the jars of the pom and builds the launcher jar, each once per pom change."""
-  fetch_maven_jars(POM, LIB_DIR)
-  stamp = LIB_DIR / STAMP_FILE
-  if not LAUNCHER_JAR.is_file() or LAUNCHER_JAR.stat().st_mtime < stamp.stat().st_mtime:
-    _write_launcher_jar(sorted(LIB_DIR.glob('*.jar')))
-  return LAUNCHER_JAR
+    """Fetches the jars of the pom and builds the launcher jar, each once per pom change."""
+    fetch_maven_jars(POM, LIB_DIR)
+    stamp = LIB_DIR / STAMP_FILE
+    if not LAUNCHER_JAR.is_file() or LAUNCHER_JAR.stat().st_mtime < stamp.stat().st_mtime:
+        _write_launcher_jar(sorted(LIB_DIR.glob('*.jar')))
+    return LAUNCHER_JAR
 
 
 def _write_launcher_jar(jars: list[Path]) -> None:
-  """A jar holding only a manifest: the ExpansionService as Main-Class, ``jars`` as Class-Path."""
-  class_path = ' '.join(jar.relative_to(XLANG_HOME).as_posix() for jar in jars)
-  manifest = (f'Manifest-Version: 1.0\nMain-Class: {EXPANSION_MAIN}\n'
-              f'Class-Path: {class_path}\n')
-  lines = manifest.splitlines()
-  # A manifest line holds at most 72 bytes; longer ones continue after a leading space.
-  wrapped = [chunk for line in lines for chunk in _manifest_chunks(line)]
-  partial = LAUNCHER_JAR.with_suffix('.partial')
-  with zipfile.ZipFile(partial, 'w') as jar:
-    jar.writestr('META-INF/MANIFEST.MF', '\r\n'.join(wrapped) + '\r\n')
-  partial.replace(LAUNCHER_JAR)
+    """A jar holding only a manifest: the ExpansionService as Main-Class, ``jars`` as Class-Path."""
+    class_path = ' '.join(jar.relative_to(XLANG_HOME).as_posix() for jar in jars)
+    manifest = f'Manifest-Version: 1.0\nMain-Class: {EXPANSION_MAIN}\nClass-Path: {class_path}\n'
+    lines = manifest.splitlines()
+    # A manifest line holds at most 72 bytes; longer ones continue after a leading space.
+    wrapped = [chunk for line in lines for chunk in _manifest_chunks(line)]
+    partial = LAUNCHER_JAR.with_suffix('.partial')
+    with zipfile.ZipFile(partial, 'w') as jar:
+        jar.writestr('META-INF/MANIFEST.MF', '\r\n'.join(wrapped) + '\r\n')
+    partial.replace(LAUNCHER_JAR)
 
 
 def _manifest_chunks(line: str, width: int = 70) -> list[str]:
-  head, rest = line[:width], line[width:]
-  return [head] + [' ' + rest[i:i + width - 1] for i in range(0, len(rest), width - 1)]
+    head, rest = line[:width], line[width:]
+    return [head] + [' ' + rest[i : i + width - 1] for i in range(0, len(rest), width - 1)]
 
 
 def missing_runtime() -> Optional[str]:
-  """Why xlang cannot run here (no jars, no Java), or None."""
-  if not (LAUNCHER_JAR.is_file() and any(LIB_DIR.glob('*.jar'))):
-    return (f'the Java KafkaIO jars are missing from {LIB_DIR}: run {BOOTSTRAP_COMMAND} '
-            '(fetches them with Maven, once)')
-  if shutil.which('java') is None:
-    return 'java is not on PATH: the expansion service and the Java SDK harness need Java 17'
-  return None
+    """Why xlang cannot run here (no jars, no Java), or None."""
+    if not (LAUNCHER_JAR.is_file() and any(LIB_DIR.glob('*.jar'))):
+        return (
+            f'the Java KafkaIO jars are missing from {LIB_DIR}: run {BOOTSTRAP_COMMAND} '
+            '(fetches them with Maven, once)'
+        )
+    if shutil.which('java') is None:
+        return 'java is not on PATH: the expansion service and the Java SDK harness need Java 17'
+    return None
 
 
 def expansion_service() -> JavaJarExpansionService:
-  """The expansion service of the Java Kafka transforms, started by the SDK from the launcher
-  jar when entered and stopped when left; its transforms run in the launcher script."""
-  environment = {'command': str(HARNESS_SCRIPT),
-                 'env': {'XLANG_LIB': str(LIB_DIR), 'XLANG_PYTHON': sys.executable}}
-  return JavaJarExpansionService(
-      str(LAUNCHER_JAR),
-      append_args=['--defaultEnvironmentType=PROCESS',
-                   f'--defaultEnvironmentConfig={json.dumps(environment)}'])
+    """The expansion service of the Java Kafka transforms, started by the SDK from the launcher
+    jar when entered and stopped when left; its transforms run in the launcher script."""
+    environment = {
+        'command': str(HARNESS_SCRIPT),
+        'env': {'XLANG_LIB': str(LIB_DIR), 'XLANG_PYTHON': sys.executable},
+    }
+    return JavaJarExpansionService(
+        str(LAUNCHER_JAR),
+        append_args=[
+            '--defaultEnvironmentType=PROCESS',
+            f'--defaultEnvironmentConfig={json.dumps(environment)}',
+        ],
+    )

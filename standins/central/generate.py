@@ -29,7 +29,14 @@ DEPARTMENTS = {1: "Women", 2: "Men", 3: "Girls", 4: "Boys", 5: "Sport"}
 _DEPARTMENT_ITEM_PRICE = {1: 45.0, 2: 40.0, 3: 25.0, 4: 25.0, 5: 55.0}
 AGE_RANGES = ("18-25", "26-35", "36-45", "46-55", "56-70", "70+")
 _AGE_WEIGHTS = (0.12, 0.25, 0.25, 0.18, 0.14, 0.06)
-_MARRIED_SHARE = {"18-25": 0.15, "26-35": 0.5, "36-45": 0.65, "46-55": 0.65, "56-70": 0.6, "70+": 0.5}
+_MARRIED_SHARE = {
+    "18-25": 0.15,
+    "26-35": 0.5,
+    "36-45": 0.65,
+    "46-55": 0.65,
+    "56-70": 0.6,
+    "70+": 0.5,
+}
 _INCOME_MEAN = {"18-25": 3.0, "26-35": 5.0, "36-45": 6.5, "46-55": 7.0, "56-70": 5.5, "70+": 4.0}
 
 SCHEMA = """
@@ -62,7 +69,9 @@ CREATE TABLE stamp (seed INTEGER NOT NULL, customers INTEGER NOT NULL, generator
 """
 
 
-def ensure_database(db_path: Path, customers: int = DEFAULT_CUSTOMERS, seed: int = DEFAULT_SEED) -> bool:
+def ensure_database(
+    db_path: Path, customers: int = DEFAULT_CUSTOMERS, seed: int = DEFAULT_SEED
+) -> bool:
     """Generate ``db_path`` unless it already holds this seed/size; return whether it was written."""
     if read_stamp(db_path) == (seed, customers, GENERATOR_VERSION):
         return False
@@ -157,9 +166,13 @@ def _purchase_aggregates(children: int, income: int, rng: random.Random) -> tupl
     total_quantity = max(lines, round(lines * (1.0 + rng.expovariate(1 / 0.4))))
     mean_selling_price_paid = math.exp(rng.gauss(math.log(40.0 + 6.0 * income), 0.25))
     total_price_paid = mean_selling_price_paid * total_quantity * rng.uniform(0.95, 1.05)
-    coupon_rate = min(0.6, max(0.0, rng.betavariate(1.5, 12.0) + 0.02 * children - 0.005 * (income - 6)))
+    coupon_rate = min(
+        0.6, max(0.0, rng.betavariate(1.5, 12.0) + 0.02 * children - 0.005 * (income - 6))
+    )
     total_coupons_used = round(lines * coupon_rate)
-    mean_discount_used = mean_selling_price_paid * (0.02 + 0.5 * coupon_rate) * rng.uniform(0.8, 1.2)
+    mean_discount_used = (
+        mean_selling_price_paid * (0.02 + 0.5 * coupon_rate) * rng.uniform(0.8, 1.2)
+    )
     return (
         round(mean_discount_used, 4),
         unique_items_bought,
@@ -174,7 +187,9 @@ def _purchase_aggregates(children: int, income: int, rng: random.Random) -> tupl
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: generate the database unless it is already up to date."""
-    parser = argparse.ArgumentParser(prog="python -m standins.central.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m standins.central.generate", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH)

@@ -1,11 +1,11 @@
 """The central stand-in: customer context and coupon catalogue over HTTP, read from SQLite.
 
-    GET /customers/{id}/context   one customer's row
-    GET /departments/{id}/coupons one department's coupons, by coupon_id
-    GET /coupons                  the whole catalogue, keyed by department id
-    GET /health                   liveness
+GET /customers/{id}/context   one customer's row
+GET /departments/{id}/coupons one department's coupons, by coupon_id
+GET /coupons                  the whole catalogue, keyed by department id
+GET /health                   liveness
 
-    python -m standins.central.server --port 8701 --db .local/central/central.sqlite3
+python -m standins.central.server --port 8701 --db .local/central/central.sqlite3
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ class CentralStore:
 
     def __init__(self, db_path: Path) -> None:
         if not db_path.is_file():
-            raise FileNotFoundError(f"no central database at {db_path}; run python -m standins.central.generate")
+            raise FileNotFoundError(
+                f"no central database at {db_path}; run python -m standins.central.generate"
+            )
         self._db_path = db_path
         self._local = threading.local()
 
@@ -47,7 +49,8 @@ class CentralStore:
         if not self._query("SELECT 1 FROM departments WHERE department_id = ?", department_id):
             return None
         rows = self._query(
-            f"SELECT {_COUPON_COLUMNS} FROM coupons WHERE department_id = ? ORDER BY coupon_id", department_id
+            f"SELECT {_COUPON_COLUMNS} FROM coupons WHERE department_id = ? ORDER BY coupon_id",
+            department_id,
         )
         return [dict(row) for row in rows]
 
@@ -116,7 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: serve the central until terminated."""
     parser = server_arg_parser("central", "CENTRAL_PORT", DEFAULT_PORT)
     parser.add_argument(
-        "--db", type=Path, default=DEFAULT_DB_PATH, help="database written by python -m standins.central.generate"
+        "--db",
+        type=Path,
+        default=DEFAULT_DB_PATH,
+        help="database written by python -m standins.central.generate",
     )
     parser.add_argument(
         "--latency-ms",

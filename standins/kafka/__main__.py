@@ -23,15 +23,23 @@ from standins.kafka.broker import BrokerError, KafkaBroker, create_topics
 def _parser() -> argparse.ArgumentParser:
     """The argument parser: one subcommand per action, ``--port`` on each."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--port", type=int, default=None, help="client port (default: $KAFKA_PORT or 9092)")
-    parser = argparse.ArgumentParser(prog="python -m standins.kafka", description="Local single-node Kafka (KRaft).")
+    common.add_argument(
+        "--port", type=int, default=None, help="client port (default: $KAFKA_PORT or 9092)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m standins.kafka", description="Local single-node Kafka (KRaft)."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("start", parents=[common], help="start (or reuse) a broker in the background")
+    commands.add_parser(
+        "start", parents=[common], help="start (or reuse) a broker in the background"
+    )
     commands.add_parser("stop", parents=[common], help="stop the broker")
     commands.add_parser("status", parents=[common], help="say whether the broker runs and answers")
     topics = commands.add_parser("topics", parents=[common], help="create topics if missing")
     topics.add_argument("names", nargs="+", metavar="NAME")
-    topics.add_argument("--partitions", type=int, default=3, help="partitions per new topic (default: 3)")
+    topics.add_argument(
+        "--partitions", type=int, default=3, help="partitions per new topic (default: 3)"
+    )
     return parser
 
 

@@ -93,7 +93,9 @@ class ScramUser:
     def __post_init__(self) -> None:
         for value in (self.name, self.password):
             if not value or any(c in value for c in ",=[]\"' \t\n"):
-                raise ValueError("SCRAM user names and passwords must be non-empty, without ,=[]\"' or blanks")
+                raise ValueError(
+                    "SCRAM user names and passwords must be non-empty, without ,=[]\"' or blanks"
+                )
 
     def storage_argument(self) -> str:
         """The value of ``kafka-storage format --add-scram`` that creates this user."""
@@ -139,7 +141,9 @@ class KafkaBroker:
         self.port = port if port is not None else int(os.environ.get("KAFKA_PORT", DEFAULT_PORT))
         self.controller_port = controller_port if controller_port is not None else self.port + 1
         self.data_dir = data_dir if data_dir is not None else KAFKA_HOME / f"data-{self.port}"
-        self.log_file = (log_dir if log_dir is not None else DEFAULT_LOG_DIR) / f"kafka-{self.port}.log"
+        self.log_file = (
+            log_dir if log_dir is not None else DEFAULT_LOG_DIR
+        ) / f"kafka-{self.port}.log"
         self.config_file = KAFKA_HOME / f"server-{self.port}.properties"
         self.pid_file = KAFKA_HOME / f"kafka-{self.port}.pid"
         self.scram_user = scram_user
@@ -222,7 +226,11 @@ class KafkaBroker:
             if time.monotonic() - began > timeout:
                 raise self._failure(f"is not ready after {timeout:g} s")
             time.sleep(0.5)
-        log.info("Kafka ready on %s after %.1f s of waiting", self.bootstrap_servers, time.monotonic() - began)
+        log.info(
+            "Kafka ready on %s after %.1f s of waiting",
+            self.bootstrap_servers,
+            time.monotonic() - began,
+        )
 
     def is_ready(self) -> bool:
         """Whether a broker answers metadata requests on the client port right now."""
@@ -264,7 +272,9 @@ class KafkaBroker:
         _signal_group(pid, signal.SIGTERM)
         if self._wait_exit(pid, timeout):
             return
-        log.warning("Kafka (pid %d) still running %.0f s after SIGTERM; sending SIGKILL", pid, timeout)
+        log.warning(
+            "Kafka (pid %d) still running %.0f s after SIGTERM; sending SIGKILL", pid, timeout
+        )
         _signal_group(pid, signal.SIGKILL)
         if not self._wait_exit(pid, 5.0):
             raise BrokerError(f"Kafka (pid {pid}) on port {self.port} survived SIGKILL")
@@ -358,7 +368,9 @@ class KafkaBroker:
         """Write ``server-<port>.properties``."""
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"{key}={value}" for key, value in self._properties().items()]
-        self.config_file.write_text("# Written by standins/kafka/broker.py on every start.\n" + "\n".join(lines) + "\n")
+        self.config_file.write_text(
+            "# Written by standins/kafka/broker.py on every start.\n" + "\n".join(lines) + "\n"
+        )
 
     def _format_storage(self, lib_dir: Path) -> None:
         """Format the data directory as a standalone KRaft controller, unless already formatted."""
@@ -382,7 +394,9 @@ class KafkaBroker:
             output = result.stdout + result.stderr
             if self.scram_user is not None:
                 output = output.replace(self.scram_user.password, "***")
-            raise BrokerError(f"formatting {self.data_dir} failed (exit {result.returncode}):\n{output}")
+            raise BrokerError(
+                f"formatting {self.data_dir} failed (exit {result.returncode}):\n{output}"
+            )
 
     def _launch(self, lib_dir: Path) -> None:
         """Start the broker JVM in its own session, logging to ``log_file``."""
@@ -398,7 +412,9 @@ class KafkaBroker:
             )
         self.pid_file.write_text(f"{self._process.pid}\n")
         self.started_here = True
-        log.info("started Kafka on port %d (pid %d), log %s", self.port, self._process.pid, self.log_file)
+        log.info(
+            "started Kafka on port %d (pid %d), log %s", self.port, self._process.pid, self.log_file
+        )
 
     def _failure(self, what: str) -> BrokerError:
         """An error saying what is wrong with the broker, with the last lines of its log."""
@@ -407,7 +423,9 @@ class KafkaBroker:
                 tail = "".join(deque(lines, maxlen=LOG_TAIL_LINES))
         except OSError as error:
             tail = f"(no log: {error})"
-        return BrokerError(f"Kafka on port {self.port} {what}; last lines of {self.log_file}:\n{tail}")
+        return BrokerError(
+            f"Kafka on port {self.port} {what}; last lines of {self.log_file}:\n{tail}"
+        )
 
 
 def create_topics(
@@ -446,7 +464,9 @@ def _wait_for_leaders(admin: KafkaAdminClient, names: Sequence[str], timeout: fl
     deadline = time.monotonic() + timeout
     while missing := _topics_without_leaders(admin.describe_topics(list(names)), names):
         if time.monotonic() > deadline:
-            raise BrokerError(f"topics without a leader for every partition after {timeout:g} s: {missing}")
+            raise BrokerError(
+                f"topics without a leader for every partition after {timeout:g} s: {missing}"
+            )
         time.sleep(0.2)
 
 
@@ -482,7 +502,13 @@ def _java_command(lib_dir: Path) -> list[str]:
     """``java`` with the heap limits, the log4j2 config and the jars on the classpath."""
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else "java"
-    return [java, *JVM_OPTIONS, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", str(lib_dir / "*")]
+    return [
+        java,
+        *JVM_OPTIONS,
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        "-cp",
+        str(lib_dir / "*"),
+    ]
 
 
 def _ensure_certificates(directory: Path) -> None:
@@ -497,14 +523,51 @@ def _ensure_certificates(directory: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-noenc", "-days", str(CERT_DAYS),
-                 "-subj", "/CN=standins-kafka-ca", "-keyout", str(work / "ca.key"), "-out", str(work / "ca.pem"))
-        _openssl("req", "-newkey", "rsa:2048", "-noenc", "-subj", "/CN=localhost",
-                 "-keyout", str(work / "server.key"), "-out", str(work / "server.csr"))
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-noenc",
+            "-days",
+            str(CERT_DAYS),
+            "-subj",
+            "/CN=standins-kafka-ca",
+            "-keyout",
+            str(work / "ca.key"),
+            "-out",
+            str(work / "ca.pem"),
+        )
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-noenc",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(work / "server.key"),
+            "-out",
+            str(work / "server.csr"),
+        )
         (work / "server.ext").write_text(SERVER_CERT_EXTENSIONS)
-        _openssl("x509", "-req", "-in", str(work / "server.csr"), "-CA", str(work / "ca.pem"),
-                 "-CAkey", str(work / "ca.key"), "-CAcreateserial", "-days", str(CERT_DAYS),
-                 "-extfile", str(work / "server.ext"), "-out", str(work / "server.crt"))
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(work / "server.csr"),
+            "-CA",
+            str(work / "ca.pem"),
+            "-CAkey",
+            str(work / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            str(CERT_DAYS),
+            "-extfile",
+            str(work / "server.ext"),
+            "-out",
+            str(work / "server.crt"),
+        )
         keystore = (work / "server.key").read_text() + (work / "server.crt").read_text()
         (directory / SERVER_KEYSTORE_FILE).write_text(keystore)
         (directory / SERVER_KEYSTORE_FILE).chmod(0o600)
@@ -517,10 +580,14 @@ def _openssl(*arguments: str) -> None:
     """Run ``openssl`` with ``arguments``; raise BrokerError with its output if it fails."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        raise BrokerError("openssl is not on PATH; it is needed for the SASL_SSL listener's certificates")
+        raise BrokerError(
+            "openssl is not on PATH; it is needed for the SASL_SSL listener's certificates"
+        )
     result = subprocess.run([openssl, *arguments], capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise BrokerError(f"openssl {arguments[0]} failed (exit {result.returncode}):\n{result.stderr}")
+        raise BrokerError(
+            f"openssl {arguments[0]} failed (exit {result.returncode}):\n{result.stderr}"
+        )
 
 
 def _new_cluster_id() -> str:

@@ -24,7 +24,15 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any
 
-from standins.http import HttpError, JsonRequestHandler, Response, env_int, parse_json, serve, server_arg_parser
+from standins.http import (
+    HttpError,
+    JsonRequestHandler,
+    Response,
+    env_int,
+    parse_json,
+    serve,
+    server_arg_parser,
+)
 from standins.scorer.model import CouponModel, load_model
 
 DEFAULT_PORT = 8702
@@ -44,7 +52,9 @@ class Faults:
 class ScorerState:
     """Model, simulation settings, in-flight gate and counters shared by all request threads."""
 
-    def __init__(self, model: CouponModel, latency_s: float, max_concurrency: int, faults: Faults = Faults()) -> None:
+    def __init__(
+        self, model: CouponModel, latency_s: float, max_concurrency: int, faults: Faults = Faults()
+    ) -> None:
         self.model = model
         self.latency_s = latency_s
         self.max_concurrency = max_concurrency
@@ -118,14 +128,21 @@ class ScorerHandler(JsonRequestHandler):
         if path != PREDICT_PATH:
             return super().post(path, body)
         if not self.state.admit():
-            raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "overloaded", max_concurrency=self.state.max_concurrency)
+            raise HttpError(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "overloaded",
+                max_concurrency=self.state.max_concurrency,
+            )
         scored = 0
         try:
             fault = self.state.draw_fault()
             if fault == "error":
                 raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "injected fault")
             time.sleep(self.state.faults.hang_s if fault == "timeout" else self.state.latency_s)
-            predictions = [self._predict(i, instance) for i, instance in enumerate(_instances(parse_json(body)))]
+            predictions = [
+                self._predict(i, instance)
+                for i, instance in enumerate(_instances(parse_json(body)))
+            ]
             scored = len(predictions)
             return HTTPStatus.OK, {"predictions": predictions}
         finally:
@@ -164,11 +181,18 @@ def main(argv: list[str] | None = None) -> None:
         default=env_int("SCORER_MAX_CONCURRENCY", 0),
         help="predict requests in flight before answering 429; 0 = unlimited (default: $SCORER_MAX_CONCURRENCY or 0)",
     )
-    parser.add_argument("--error-rate", type=float, default=0.0, help="share of predict requests answered 503")
     parser.add_argument(
-        "--timeout-rate", type=float, default=0.0, help="share of predict requests held for --hang-ms before answering"
+        "--error-rate", type=float, default=0.0, help="share of predict requests answered 503"
     )
-    parser.add_argument("--hang-ms", type=int, default=10_000, help="how long a timed-out request is held")
+    parser.add_argument(
+        "--timeout-rate",
+        type=float,
+        default=0.0,
+        help="share of predict requests held for --hang-ms before answering",
+    )
+    parser.add_argument(
+        "--hang-ms", type=int, default=10_000, help="how long a timed-out request is held"
+    )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
     args = parser.parse_args(argv)
     faults = Faults(args.error_rate, args.timeout_rate, args.hang_ms / 1000, args.fault_seed)

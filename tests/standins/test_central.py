@@ -26,7 +26,9 @@ CUSTOMER_COLUMNS = {
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
     local_dir = tmp_path_factory.mktemp("standins")
-    with LocalServices(central_port=0, scorer_port=0, customers=CUSTOMERS, local_dir=local_dir) as running:
+    with LocalServices(
+        central_port=0, scorer_port=0, customers=CUSTOMERS, local_dir=local_dir
+    ) as running:
         yield running
 
 
@@ -93,7 +95,12 @@ def test_each_department_has_10_to_50_coupons_in_id_order(services: LocalService
         assert 10 <= len(ids) <= 50
         assert ids == sorted(ids)
         assert {coupon["department_id"] for coupon in body["coupons"]} == {department_id}
-        assert set(body["coupons"][0]) == {"coupon_id", "department_id", "mean_coupon_discount", "mean_item_price"}
+        assert set(body["coupons"][0]) == {
+            "coupon_id",
+            "department_id",
+            "mean_coupon_discount",
+            "mean_item_price",
+        }
         coupon_ids += ids
     assert len(coupon_ids) == len(set(coupon_ids))
 
@@ -146,7 +153,9 @@ def test_catalogue_does_not_depend_on_the_customer_count(tmp_path: Path) -> None
     generate_database(tmp_path / "small.sqlite3", 10, seed=42)
     generate_database(tmp_path / "large.sqlite3", 500, seed=42)
 
-    assert rows(tmp_path / "small.sqlite3", "coupons") == rows(tmp_path / "large.sqlite3", "coupons")
+    assert rows(tmp_path / "small.sqlite3", "coupons") == rows(
+        tmp_path / "large.sqlite3", "coupons"
+    )
 
 
 def test_ensure_database_regenerates_only_on_a_new_stamp(tmp_path: Path) -> None:
@@ -159,7 +168,9 @@ def test_ensure_database_regenerates_only_on_a_new_stamp(tmp_path: Path) -> None
     assert list(db_path.parent.iterdir()) == [db_path]
 
 
-def test_busy_port_is_an_error_and_leaves_nothing_running(services: LocalServices, tmp_path: Path) -> None:
+def test_busy_port_is_an_error_and_leaves_nothing_running(
+    services: LocalServices, tmp_path: Path
+) -> None:
     busy_port = urlsplit(services.scorer_url).port
     others = LocalServices(central_port=0, scorer_port=busy_port, customers=10, local_dir=tmp_path)
 

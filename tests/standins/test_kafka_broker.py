@@ -53,7 +53,9 @@ def _consume(bootstrap_servers: str, count: int, timeout: float = 30.0) -> list[
         value_deserializer=bytes.decode,
     )
     try:
-        partitions = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC))]
+        partitions = [
+            TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC))
+        ]
         assert len(partitions) == 3
         consumer.assign(partitions)
         consumer.seek_to_beginning()

@@ -25,7 +25,9 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "prediction.schem
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
     local_dir = tmp_path_factory.mktemp("standins")
-    with LocalServices(central_port=0, scorer_port=0, customers=300, local_dir=local_dir) as running:
+    with LocalServices(
+        central_port=0, scorer_port=0, customers=300, local_dir=local_dir
+    ) as running:
         yield running
 
 
@@ -69,7 +71,10 @@ def test_predict_is_the_logistic_formula() -> None:
 def test_missing_null_and_unknown_features_are_neutral() -> None:
     neutral = predict({})
 
-    assert predict({"family_size": None, "gender": "X", "department_id": 99, "customer_id": 5}) == neutral
+    assert (
+        predict({"family_size": None, "gender": "X", "department_id": 99, "customer_id": 5})
+        == neutral
+    )
     assert 0 < neutral < 1
 
 
@@ -84,7 +89,9 @@ def test_weights_give_each_customer_a_few_coupons_above_0_2(services: LocalServi
         key = (pair["customer_id"], pair["department_id"])
         above_by_customer_department.setdefault(key, []).append(predict(pair) > 0.2)
     flags = [above for group in above_by_customer_department.values() for above in group]
-    some_not_all = [any(group) and not all(group) for group in above_by_customer_department.values()]
+    some_not_all = [
+        any(group) and not all(group) for group in above_by_customer_department.values()
+    ]
 
     assert 0.2 <= sum(flags) / len(flags) <= 0.5
     assert sum(some_not_all) / len(some_not_all) >= 0.7
@@ -101,10 +108,14 @@ def test_predictions_follow_instance_order(services: LocalServices) -> None:
 
 def test_instances_built_from_the_central_are_scored(services: LocalServices) -> None:
     customer = requests.get(f"{services.central_url}/customers/3/context", timeout=5).json()
-    coupons = requests.get(f"{services.central_url}/departments/2/coupons", timeout=5).json()["coupons"]
+    coupons = requests.get(f"{services.central_url}/departments/2/coupons", timeout=5).json()[
+        "coupons"
+    ]
     instances = [instance(customer, coupon) for coupon in reversed(coupons)]
 
-    predictions = requests.post(services.scorer_url, json={"instances": instances}, timeout=5).json()["predictions"]
+    predictions = requests.post(
+        services.scorer_url, json={"instances": instances}, timeout=5
+    ).json()["predictions"]
 
     assert predictions == [predict(pair) for pair in instances]
     assert len(set(predictions)) > 1
@@ -139,7 +150,12 @@ def test_keep_alive_connection_survives_errors(services: LocalServices) -> None:
     with requests.Session() as session:
         statuses = [
             session.post(services.scorer_url, data=body, timeout=5).status_code
-            for body in (b"oops", b'{"instances": [{}]}', b'{"instances": 3}', b'{"instances": [{}]}')
+            for body in (
+                b"oops",
+                b'{"instances": [{}]}',
+                b'{"instances": 3}',
+                b'{"instances": [{}]}',
+            )
         ]
 
     assert statuses == [400, 200, 400, 200]
@@ -160,10 +176,19 @@ def test_metrics_count_requests_and_instances(services: LocalServices) -> None:
 def test_overloaded_scorer_answers_429_at_once(tmp_path: Path) -> None:
     latency_s, clients = 0.5, 6
     with LocalServices(
-        central_port=0, scorer_port=0, customers=10, local_dir=tmp_path, scorer_latency_ms=500, scorer_max_concurrency=2
+        central_port=0,
+        scorer_port=0,
+        customers=10,
+        local_dir=tmp_path,
+        scorer_latency_ms=500,
+        scorer_max_concurrency=2,
     ) as services:
         with ThreadPoolExecutor(clients) as pool:
-            responses = list(pool.map(lambda _: post(services.scorer_url, b'{"instances": [{}]}'), range(clients)))
+            responses = list(
+                pool.map(
+                    lambda _: post(services.scorer_url, b'{"instances": [{}]}'), range(clients)
+                )
+            )
         counters = metrics(services)
 
     ok = [r for r in responses if r.status_code == 200]

@@ -124,13 +124,19 @@ def test_before_entry_flag_matches_the_order(default_stream: list[TrafficEvent])
             assert event.before_entry == (event.visit not in entered)
 
 
-def test_every_visit_has_one_entry_and_one_to_ten_focus_events(default_stream: list[TrafficEvent]) -> None:
-    entries = Counter(event.visit for event in default_stream if event.topic_kind == ENTRY and not event.malformed)
+def test_every_visit_has_one_entry_and_one_to_ten_focus_events(
+    default_stream: list[TrafficEvent],
+) -> None:
+    entries = Counter(
+        event.visit for event in default_stream if event.topic_kind == ENTRY and not event.malformed
+    )
     focus = Counter(event.visit for event in valid_focus(default_stream))
 
     assert set(entries) == set(range(VISITS))
     assert set(entries.values()) == {1}
-    assert set(focus) == set(range(VISITS))  # no focus event without an entry somewhere in the stream
+    assert set(focus) == set(
+        range(VISITS)
+    )  # no focus event without an entry somewhere in the stream
     assert min(focus.values()) == 1
     assert max(focus.values()) == MAX_FOCUS_PER_VISIT
 
@@ -192,7 +198,10 @@ def test_valid_events_encode_as_the_stores_write_them() -> None:
 
 def test_timestamps_are_utc_milliseconds() -> None:
     assert format_timestamp(MOMENT) == "2021-03-18T08:29:02.160Z"
-    assert format_timestamp(datetime(2021, 3, 18, 8, 29, 2, tzinfo=timezone.utc)) == "2021-03-18T08:29:02.000Z"
+    assert (
+        format_timestamp(datetime(2021, 3, 18, 8, 29, 2, tzinfo=timezone.utc))
+        == "2021-03-18T08:29:02.000Z"
+    )
 
 
 def decode(value: bytes) -> Any:
@@ -201,7 +210,10 @@ def decode(value: bytes) -> Any:
 
 def test_each_malformed_kind_is_malformed_as_named() -> None:
     payload = {"customer_id": 42, "department_id": 3}
-    encoded = {kind: encode(TrafficEvent(FOCUS, 42, payload, 0, malformed=kind), MOMENT) for kind in MALFORMED_KINDS}
+    encoded = {
+        kind: encode(TrafficEvent(FOCUS, 42, payload, 0, malformed=kind), MOMENT)
+        for kind in MALFORMED_KINDS
+    }
     assert all(key == b"42" for key, _ in encoded.values())
     value = {kind: message for kind, (_, message) in encoded.items()}
 
@@ -210,16 +222,24 @@ def test_each_malformed_kind_is_malformed_as_named() -> None:
     with pytest.raises(json.JSONDecodeError):
         decode(value["not_json"])
     assert "payload" not in decode(value["missing_payload"])
-    assert decode(value["unknown_event_type"])["event_type"] not in (ENTRY_EVENT_TYPE, FOCUS_EVENT_TYPE)
+    assert decode(value["unknown_event_type"])["event_type"] not in (
+        ENTRY_EVENT_TYPE,
+        FOCUS_EVENT_TYPE,
+    )
     assert decode(value["entry_on_focus_topic"]) == {
         "event_type": ENTRY_EVENT_TYPE,
         "event_timestamp": "2021-03-18T08:29:02.160Z",
         "payload": {"customer_id": 42},
     }
-    assert decode(value["customer_id_string"])["payload"] == {"customer_id": "42", "department_id": 3}
+    assert decode(value["customer_id_string"])["payload"] == {
+        "customer_id": "42",
+        "department_id": 3,
+    }
     assert decode(value["absurd_customer_id"])["payload"]["customer_id"] == ABSURD_CUSTOMER_ID
     with pytest.raises(ValueError):
-        datetime.fromisoformat(decode(value["bad_timestamp"])["event_timestamp"].replace("Z", "+00:00"))
+        datetime.fromisoformat(
+            decode(value["bad_timestamp"])["event_timestamp"].replace("Z", "+00:00")
+        )
 
 
 @pytest.mark.parametrize(
@@ -273,7 +293,8 @@ def test_send_loop_sends_the_whole_stream_to_the_right_topics() -> None:
 
     assert reason == "visits"
     assert [(topic, key) for topic, key, _ in producer.sent] == [
-        ("e" if event.topic_kind == ENTRY else "f", str(event.customer_id).encode()) for event in events
+        ("e" if event.topic_kind == ENTRY else "f", str(event.customer_id).encode())
+        for event in events
     ]
     assert summary.visits == 300
     assert summary.entries == 300
