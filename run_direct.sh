@@ -20,6 +20,7 @@ export CENTRAL_URL="${CENTRAL_URL:-http://127.0.0.1:8701}"
 export COUPON_SCORER_URL="${COUPON_SCORER_URL:-http://127.0.0.1:8702/v1/models/coupon:predict}"
 export METRICS_FILE="${METRICS_FILE:-$PWD/.local/run/metrics.json}"
 export METRICS_INTERVAL_SECONDS="${METRICS_INTERVAL_SECONDS:-2}"
+export METRICS_PORT="${METRICS_PORT:-9464}"  # Prometheus /metrics and /health
 PY=.venv/bin/python
 LOGS=.local/logs
 mkdir -p "$LOGS" .local/run

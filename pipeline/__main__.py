@@ -32,10 +32,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from kafka.errors import KafkaError
 
+from pipeline.exporter import ConsumerLag, OperatorView, PipelineStatus
 from pipeline.metrics import report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import route_runner
-from pipeline.wiring import build_pipeline
+from pipeline.wiring import build_pipeline, kafka_connection
 from transforms.drain import RunProgress, progress
 from transforms.quarantine import FailureJournal
 
@@ -114,20 +115,43 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
     except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
         print(cannot_start_message(error, settings), file=sys.stderr)
         return 2
+    try:
+        view = operator_view(settings, progress(run_id))
+    except OSError as error:  # the port is taken
+        print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
+        return 2
     result = p.run()
     _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
+    if view:
+        view.status.result = result
     try:
         announce_reading(result, progress(run_id), settings)
         while not PipelineState.is_terminal(result.state):
             time.sleep(settings.metrics_interval_s)
-            report(result, settings.metrics_file)
+            snapshot = report(result, settings.metrics_file)
+            if view:
+                view.refresh(snapshot)
     except KeyboardInterrupt as stop:
         _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
         drain(result, progress(run_id), settings.drain_timeout_s)
         report(result, settings.metrics_file)
         result.cancel()
+    finally:
+        if view:
+            view.close()
     _LOGGER.info('pipeline %s', result.state)
     return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
+
+
+def operator_view(settings: Settings, run: RunProgress) -> Optional[OperatorView]:
+    """The /metrics and /health endpoints on METRICS_PORT, if set."""
+    if settings.metrics_port is None:
+        return None
+    lag = None
+    if settings.group_id:  # without a group nothing is committed: no lag to show
+        lag = ConsumerLag(kafka_connection(settings), [settings.entry_topic, settings.focus_topic])
+    status = PipelineStatus(run, python_read=settings.kafka_io == 'python')
+    return OperatorView(settings.metrics_port, status, lag)
 
 
 def announce_reading(result: PipelineResult, run: RunProgress, settings: Settings) -> None:

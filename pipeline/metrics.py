@@ -1,7 +1,14 @@
-"""A summary of the running pipeline's Beam metrics, for logs and the demo."""
+"""The running pipeline's Beam metrics: one query, a summary for logs and the demo.
+
+``query`` reads the runner's metrics once into a ``MetricsSnapshot`` (the pipeline's own
+counters and distributions, summed over steps); ``report`` logs its summary, writes it to
+``METRICS_FILE`` if set, and returns the snapshot (pipeline.exporter serves it to
+Prometheus).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -13,48 +20,74 @@ from apache_beam.runners.runner import PipelineResult
 from transforms.latency import percentile
 
 _LOGGER = logging.getLogger(__name__)
-_LATENCY = 'focus_to_prediction_ms'
+LATENCY = 'predictions.focus_to_prediction_ms'
 
 
-def _query(result: PipelineResult) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class MetricsSnapshot:
+    """Counters by 'namespace.name', and distributions as (count, sum)."""
+
+    counters: dict[str, int] = dataclasses.field(default_factory=dict)
+    distributions: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    def latency_buckets(self) -> dict[str, int]:
+        """The focus-to-prediction histogram: count per bucket bound (ms, or 'inf')."""
+        prefix = f'{LATENCY}_le_'
+        return {
+            name[len(prefix) :]: count
+            for name, count in self.counters.items()
+            if name.startswith(prefix)
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Counters but the histogram's buckets, plus latency percentiles."""
+        summary: dict[str, Any] = {
+            name: count for name, count in sorted(self.counters.items()) if '_le_' not in name
+        }
+        buckets = self.latency_buckets()
+        summary['focus_to_prediction_p50_ms'] = percentile(buckets, 0.50)
+        summary['focus_to_prediction_p99_ms'] = percentile(buckets, 0.99)
+        return summary
+
+
+def _name(result: Any) -> Optional[str]:
+    metric = result.key.metric
+    if metric.namespace.startswith('beam'):
+        return None  # the runner's own
+    return f'{metric.namespace}.{metric.name}'
+
+
+def query(result: PipelineResult) -> MetricsSnapshot:
+    """The pipeline's metrics now, summed over steps."""
     # The portable runner caches its first metrics answer; ask afresh.
     if hasattr(result, '_metrics'):
         result._metrics = None  # pylint: disable=protected-access
-    return result.metrics().query(MetricsFilter())
-
-
-def summarize(result: PipelineResult) -> dict[str, Any]:
-    """Counters by 'namespace.name', plus latency percentiles, summed over steps."""
-    metrics = _query(result)
+    metrics = result.metrics().query(MetricsFilter())
     counters: dict[str, int] = {}
     for counter in metrics['counters']:
-        if counter.key.metric.namespace.startswith('beam'):
-            continue  # the runner's own
-        name = f'{counter.key.metric.namespace}.{counter.key.metric.name}'
-        counters[name] = counters.get(name, 0) + (counter.committed or counter.attempted or 0)
-    buckets = {
-        name.rsplit('_le_', 1)[1]: count
-        for name, count in counters.items()
-        if name.startswith(f'predictions.{_LATENCY}_le_')
-    }
-    summary: dict[str, Any] = {
-        name: count for name, count in sorted(counters.items()) if '_le_' not in name
-    }
-    summary['focus_to_prediction_p50_ms'] = percentile(buckets, 0.50)
-    summary['focus_to_prediction_p99_ms'] = percentile(buckets, 0.99)
-    return summary
+        name = _name(counter)
+        if name:
+            counters[name] = counters.get(name, 0) + (counter.committed or counter.attempted or 0)
+    distributions: dict[str, tuple[int, int]] = {}
+    for distribution in metrics['distributions']:
+        name, data = _name(distribution), distribution.committed or distribution.attempted
+        if name and data:
+            count, total = distributions.get(name, (0, 0))
+            distributions[name] = (count + data.count, total + data.sum)
+    return MetricsSnapshot(counters, distributions)
 
 
-def report(result: PipelineResult, metrics_file: Optional[str]) -> dict[str, Any]:
-    """Logs one summary line and, if asked, writes the summary as JSON.
+def report(result: PipelineResult, metrics_file: Optional[str]) -> Optional[MetricsSnapshot]:
+    """Logs one summary line and, if asked, writes the summary as JSON; returns the snapshot.
 
     A runner that does not answer is logged, not raised: reporting never stops the job.
     """
     try:
-        summary = summarize(result)
+        snapshot = query(result)
     except Exception as error:  # pylint: disable=broad-except
         _LOGGER.warning('metrics unavailable: %s', error)
-        return {}
+        return None
+    summary = snapshot.summary()
     _LOGGER.info('metrics: %s', ', '.join(f'{k}={v}' for k, v in summary.items()))
     if metrics_file:
         path = Path(metrics_file)
@@ -62,4 +95,4 @@ def report(result: PipelineResult, metrics_file: Optional[str]) -> dict[str, Any
         tmp = path.with_suffix('.tmp')
         tmp.write_text(json.dumps(summary, indent=1))
         tmp.replace(path)
-    return summary
+    return snapshot

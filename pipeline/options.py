@@ -50,6 +50,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError('must be a TCP port, 1 to 65535')
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not 0 < value < float('inf'):  # also refuses nan and inf
@@ -308,6 +315,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         'a JSON file the metrics summary is also written to',
     ),
+    Setting(
+        'metrics_port',
+        'METRICS_PORT',
+        _port,
+        None,
+        'port of the Prometheus metrics (/metrics) and health (/health) endpoints; '
+        'none means not served',
+    ),
     # Kafka security, passed through to every Kafka client.
     Setting(
         'kafka_security_protocol',
@@ -402,6 +417,7 @@ class Settings:
     quarantine_after: int
     metrics_interval_s: float
     metrics_file: Optional[str]
+    metrics_port: Optional[int]
     kafka_security_protocol: str
     kafka_sasl_mechanism: Optional[str]
     kafka_sasl_username: Optional[str]

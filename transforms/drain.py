@@ -18,6 +18,8 @@ at its timeout (then it cancels, as before: a restart repeats what was in flight
 from __future__ import annotations
 
 import threading
+import time
+from typing import Optional
 
 TopicPartition = tuple[str, int]
 
@@ -29,12 +31,14 @@ class RunProgress:
         self._lock = threading.Lock()
         self._draining = threading.Event()
         self._reading = threading.Event()
+        self._last_read_s: Optional[float] = None
         self._read: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
 
     def read(self, partition: TopicPartition, start: int, next_offset: int) -> None:
         """The read fetched ``partition`` from ``start`` up to ``next_offset``."""
         self._reading.set()
+        self._last_read_s = time.monotonic()
         with self._lock:
             self._committed.setdefault(partition, start)
             self._read[partition] = max(self._read.get(partition, start), next_offset)
@@ -54,6 +58,11 @@ class RunProgress:
     def wait_reading(self, timeout_s: float) -> bool:
         """Whether the read has polled, waiting up to ``timeout_s`` for its first poll."""
         return self._reading.wait(timeout_s)
+
+    def seconds_since_read(self) -> Optional[float]:
+        """How long ago the read last polled; None before its first poll."""
+        last = self._last_read_s
+        return None if last is None else time.monotonic() - last
 
     def request(self) -> None:
         self._draining.set()

@@ -1,0 +1,179 @@
+"""The operator's view of the running pipeline: Prometheus metrics and a health endpoint.
+
+With ``METRICS_PORT`` set, the driver serves on that port (all interfaces):
+
+``GET /metrics``
+    Prometheus' text format (prometheus-client): every counter of the pipeline as
+    ``coupon_scoring_<namespace>_<name>_total``, the focus-to-prediction latency as the
+    histogram ``coupon_scoring_focus_to_prediction_seconds``, the consumer group's lag per
+    input partition as ``coupon_scoring_consumer_lag{topic,partition}`` (end offset minus
+    committed offset), and ``coupon_scoring_job_running``. The Beam metrics and the lag are
+    refreshed by the driver every ``METRICS_INTERVAL_SECONDS``.
+``GET /health``
+    200 when the job is running and the read polled Kafka in the last ``READ_STALE_S``
+    seconds (KAFKA_IO=xlang's read runs in Java: the job's state alone), else 503; JSON
+    ``{"status", "job_state", "seconds_since_read"}`` either way.
+
+State: the latest metrics snapshot and lag, replaced whole by the driver's thread and read
+by the server's threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator, Optional
+
+from apache_beam.runners.runner import PipelineResult, PipelineState
+from kafka import TopicPartition
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from pipeline.metrics import LATENCY, MetricsSnapshot
+from transforms.drain import RunProgress
+from transforms.kafka_python import KafkaConnection, list_partitions
+from transforms.latency import BOUNDS_MS
+
+_LOGGER = logging.getLogger(__name__)
+PREFIX = 'coupon_scoring'
+READ_STALE_S = 30.0
+
+
+def _metric_name(name: str) -> str:
+    return f'{PREFIX}_' + re.sub(r'[^a-zA-Z0-9_]', '_', name)
+
+
+class ConsumerLag:
+    """End offset minus the group's committed offset, per input partition."""
+
+    def __init__(self, connection: KafkaConnection, topics: list[str]):
+        self._partitions = [TopicPartition(*tp) for tp in list_partitions(connection, topics)]
+        self._consumer = connection.consumer('lag')
+
+    def read(self) -> dict[TopicPartition, int]:
+        ends = self._consumer.end_offsets(self._partitions)
+        return {tp: ends[tp] - (self._consumer.committed(tp) or 0) for tp in self._partitions}
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class PipelineStatus:
+    """What the endpoints show: the job's state, the read's progress, the latest metrics."""
+
+    def __init__(self, run: RunProgress, python_read: bool):
+        self.result: Optional[PipelineResult] = None  # set once the job is submitted
+        self._run = run
+        self._python_read = python_read
+        self.snapshot = MetricsSnapshot()
+        self.lag: dict[TopicPartition, int] = {}
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        state = str(self.result.state) if self.result else 'STARTING'
+        since_read = self._run.seconds_since_read()
+        reading = not self._python_read or (since_read is not None and since_read < READ_STALE_S)
+        healthy = state == PipelineState.RUNNING and reading
+        return healthy, {
+            'status': 'ok' if healthy else 'unhealthy',
+            'job_state': state,
+            'seconds_since_read': None if since_read is None else round(since_read, 1),
+        }
+
+    def collect(self) -> Iterator[Any]:
+        """The Prometheus metric families (a prometheus-client custom collector)."""
+        snapshot = self.snapshot
+        for name, value in sorted(snapshot.counters.items()):
+            if '_le_' not in name:
+                family = CounterMetricFamily(_metric_name(name), f'Beam counter {name}')
+                family.add_metric([], value)
+                yield family
+        yield self._latency_histogram(snapshot)
+        lag = GaugeMetricFamily(
+            f'{PREFIX}_consumer_lag',
+            'records of the input partition not yet committed by the group',
+            labels=['topic', 'partition'],
+        )
+        for tp, records in sorted(self.lag.items()):
+            lag.add_metric([tp.topic, str(tp.partition)], records)
+        yield lag
+        running = GaugeMetricFamily(f'{PREFIX}_job_running', '1 while the job is running')
+        running.add_metric([], float(self.health()[1]['job_state'] == PipelineState.RUNNING))
+        yield running
+
+    @staticmethod
+    def _latency_histogram(snapshot: MetricsSnapshot) -> HistogramMetricFamily:
+        counts = snapshot.latency_buckets()
+        buckets, cumulative = [], 0
+        for bound in (*BOUNDS_MS, 'inf'):
+            cumulative += counts.get(str(bound), 0)
+            upper = '+Inf' if bound == 'inf' else str(bound / 1000)
+            buckets.append((upper, cumulative))
+        _, total_ms = snapshot.distributions.get(LATENCY, (0, 0))
+        return HistogramMetricFamily(
+            f'{PREFIX}_focus_to_prediction_seconds',
+            'from reading a focus event to handing its prediction results to the producer',
+            buckets=buckets,
+            sum_value=total_ms / 1000,
+        )
+
+
+class OperatorView:
+    """The HTTP server of /metrics and /health, and the lag it refreshes with the metrics."""
+
+    def __init__(self, port: int, status: PipelineStatus, lag: Optional[ConsumerLag]):
+        self.status = status
+        self._lag = lag
+        registry = CollectorRegistry()
+        registry.register(status)
+        self._server = ThreadingHTTPServer(('', port), _handler(status, registry))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        _LOGGER.info('metrics on http://localhost:%d/metrics, health on /health', port)
+
+    def refresh(self, snapshot: Optional[MetricsSnapshot]) -> None:
+        """Takes the driver's latest metrics, and reads the lag afresh."""
+        if snapshot is not None:
+            self.status.snapshot = snapshot
+        if self._lag is not None:
+            try:
+                self.status.lag = self._lag.read()
+            except Exception as error:  # pylint: disable=broad-except
+                _LOGGER.warning('consumer lag unavailable: %s', error)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._lag is not None:
+            self._lag.close()
+
+
+def _handler(status: PipelineStatus, registry: CollectorRegistry) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == '/metrics':
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            elif self.path == '/health':
+                healthy, body = status.health()
+                self._send(200 if healthy else 503, 'application/json', json.dumps(body).encode())
+            else:
+                self._send(404, 'text/plain', b'/metrics or /health\n')
+
+        def _send(self, code: int, content_type: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header('Content-Type', content_type)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass  # scrapes are not news
+
+    return Handler
