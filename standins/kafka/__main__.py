@@ -17,7 +17,9 @@ from collections.abc import Sequence
 
 from kafka.errors import KafkaError
 
-from standins.kafka.broker import BrokerError, KafkaBroker, create_topics
+from standins.kafka.broker import KafkaBroker
+from standins.kafka.errors import BrokerError
+from standins.kafka.topics import create_topics
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,9 +1,9 @@
-"""A local single-node Apache Kafka broker (KRaft mode) for development and tests.
+"""A local single-node Apache Kafka broker (KRaft mode) for development and tests: :class:`KafkaBroker`.
 
 It stands in for the Kafka cluster the pipeline talks to; it is not part of the product.
 The broker runs from the Kafka jars that ``standins/kafka/pom.xml`` pins, fetched from
 Maven Central with ``mvn`` into ``<repo>/.local/kafka/lib``, on the JVM found through
-``JAVA_HOME`` or ``PATH`` (Java 17 or newer).
+``JAVA_HOME`` or ``PATH`` (Java 17 or newer); see :mod:`standins.kafka.jvm`.
 
 Layout under ``<repo>/.local`` for a broker on client port P:
 
@@ -13,14 +13,13 @@ Layout under ``<repo>/.local`` for a broker on client port P:
 - ``kafka/kafka-P.pid``: the pid of the running broker;
 - ``logs/kafka-P.log``: the broker's stdout and stderr.
 
-By default the client listener is PLAINTEXT. With ``scram_user`` it is SASL_SSL instead:
-SCRAM-SHA-512 for the user given (created when the data directory is formatted, so a data
-directory keeps the credentials it was first formatted with) over TLS with a self-signed CA
-and a server certificate for 127.0.0.1/localhost, generated with ``openssl`` into the data
-directory as ``tls-ca.pem`` and ``tls-server.pem`` (PEM keystore). The controller listener
-(``port + 1``) and the inter-broker listener INTERNAL (``port + 2``) then stay PLAINTEXT on
-loopback: fine for one local node, but anything on this host can use the broker through
-INTERNAL without a password.
+By default the client listener is PLAINTEXT. With ``scram_user`` it is SASL_SSL instead
+(:mod:`standins.kafka.config`), with TLS certificates generated with ``openssl`` into the data
+directory as ``tls-ca.pem`` and ``tls-server.pem`` (:mod:`standins.kafka.tls`).
+
+This module also re-exports the package's other public names (:func:`create_topics`,
+:class:`ScramUser`, :class:`BrokerError`, :func:`fetch_jars`, ...), their import path before
+the package was split.
 
 Liveness checks read ``/proc``, so this module runs on Linux only.
 """
@@ -30,85 +29,73 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
-from pipeline.maven import MavenError, fetch_maven_jars
+from standins.kafka.config import HOST, SASL_MECHANISM, ScramUser, server_properties
+from standins.kafka.errors import BrokerError
+from standins.kafka.jvm import (
+    DEFAULT_LOG_DIR,
+    JVM_OPTIONS,
+    KAFKA_HOME,
+    LIB_DIR,
+    LOG4J_CONFIG,
+    POM,
+    REPO_ROOT,
+    fetch_jars,
+    java_command,
+)
+from standins.kafka.tls import (
+    CA_FILE,
+    CERT_DAYS,
+    SERVER_CERT_EXTENSIONS,
+    SERVER_KEYSTORE_FILE,
+    ensure_certificates,
+)
+from standins.kafka.topics import TOPIC_TIMEOUT_S, admin_client, create_topics
+
+__all__ = [
+    "CA_FILE",
+    "CERT_DAYS",
+    "DEFAULT_LOG_DIR",
+    "DEFAULT_PORT",
+    "HOST",
+    "JVM_OPTIONS",
+    "KAFKA_HOME",
+    "LIB_DIR",
+    "LOG4J_CONFIG",
+    "LOG_TAIL_LINES",
+    "POM",
+    "READY_TIMEOUT_S",
+    "REPO_ROOT",
+    "SASL_MECHANISM",
+    "SERVER_CERT_EXTENSIONS",
+    "SERVER_KEYSTORE_FILE",
+    "STOP_TIMEOUT_S",
+    "TOPIC_TIMEOUT_S",
+    "BrokerError",
+    "KafkaBroker",
+    "ScramUser",
+    "create_topics",
+    "fetch_jars",
+]
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POM = Path(__file__).resolve().with_name("pom.xml")
-LOG4J_CONFIG = Path(__file__).resolve().with_name("log4j2.properties")
-KAFKA_HOME = REPO_ROOT / ".local" / "kafka"
-LIB_DIR = KAFKA_HOME / "lib"
-DEFAULT_LOG_DIR = REPO_ROOT / ".local" / "logs"
-
-HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
-TOPIC_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
-JVM_OPTIONS = ("-Xms256m", "-Xmx512m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")
-SASL_MECHANISM = "SCRAM-SHA-512"
-CA_FILE = "tls-ca.pem"
-SERVER_KEYSTORE_FILE = "tls-server.pem"
-CERT_DAYS = 365
-SERVER_CERT_EXTENSIONS = (
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-    "basicConstraints=critical,CA:FALSE\n"
-    "keyUsage=critical,digitalSignature,keyEncipherment\n"
-    "extendedKeyUsage=serverAuth\n"
-    "authorityKeyIdentifier=keyid,issuer\n"
-)
-
-
-class BrokerError(RuntimeError):
-    """The local Kafka broker could not be fetched, started, stopped or used."""
-
-
-@dataclass(frozen=True)
-class ScramUser:
-    """A SCRAM-SHA-512 user of the SASL_SSL listener; the password never shows in a repr."""
-
-    name: str
-    password: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        for value in (self.name, self.password):
-            if not value or any(c in value for c in ",=[]\"' \t\n"):
-                raise ValueError(
-                    "SCRAM user names and passwords must be non-empty, without ,=[]\"' or blanks"
-                )
-
-    def storage_argument(self) -> str:
-        """The value of ``kafka-storage format --add-scram`` that creates this user."""
-        return f"{SASL_MECHANISM}=[name={self.name},password={self.password}]"
-
-
-def fetch_jars(lib_dir: Path = LIB_DIR) -> Path:
-    """Put the broker's jars into ``lib_dir`` with Maven, unless they are already there
-    (``pipeline.maven``: stamped with the pom's hash, replaced only on success)."""
-    try:
-        return fetch_maven_jars(POM, lib_dir)
-    except MavenError as error:
-        raise BrokerError(str(error)) from error
 
 
 class KafkaBroker:
@@ -203,7 +190,7 @@ class KafkaBroker:
         self._write_config()
         self._format_storage(lib_dir)
         if self.scram_user is not None:
-            _ensure_certificates(self.data_dir)
+            ensure_certificates(self.data_dir)
         self._launch(lib_dir)
         try:
             self.wait_ready(timeout)
@@ -237,7 +224,7 @@ class KafkaBroker:
         if not _port_open(self.port):
             return False
         try:
-            with _admin(self.bootstrap_servers, self.client_config()) as admin:
+            with admin_client(self.bootstrap_servers, self.client_config()) as admin:
                 cluster = admin.describe_cluster()
                 admin.list_topics()
         except (KafkaError, OSError):
@@ -317,57 +304,17 @@ class KafkaBroker:
                     f"(no live broker in {self.pid_file}); stop it or choose another port (KAFKA_PORT)"
                 )
 
-    def _properties(self) -> dict[str, str]:
-        """The broker's configuration, after Kafka 4.x's config/server.properties."""
-        if self.scram_user is not None:
-            return {**self._plaintext_properties(), **self._sasl_ssl_properties()}
-        return self._plaintext_properties()
-
-    def _plaintext_properties(self) -> dict[str, str]:
-        """The configuration with one PLAINTEXT client listener (the default)."""
-        listeners = f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
-        return {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}",
-            "listeners": listeners,
-            "advertised.listeners": listeners,
-            "inter.broker.listener.name": "PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "3",
-            "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-        }
-
-    def _sasl_ssl_properties(self) -> dict[str, str]:
-        """What replaces the PLAINTEXT client listener with SASL_SSL (SCRAM-SHA-512 over TLS)."""
-        listener = "listener.name.sasl_ssl."
-        advertised = f"SASL_SSL://{HOST}:{self.port},INTERNAL://{HOST}:{self.internal_port}"
-        return {
-            "listeners": f"{advertised},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": advertised,
-            "inter.broker.listener.name": "INTERNAL",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL",
-            "sasl.enabled.mechanisms": SASL_MECHANISM,
-            f"{listener}sasl.enabled.mechanisms": SASL_MECHANISM,
-            f"{listener}{SASL_MECHANISM.lower()}.sasl.jaas.config": (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-            ),
-            f"{listener}ssl.keystore.type": "PEM",
-            f"{listener}ssl.keystore.location": str(self.data_dir / SERVER_KEYSTORE_FILE),
-        }
-
     def _write_config(self) -> None:
         """Write ``server-<port>.properties``."""
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
-        lines = [f"{key}={value}" for key, value in self._properties().items()]
+        properties = server_properties(
+            port=self.port,
+            controller_port=self.controller_port,
+            internal_port=self.internal_port,
+            data_dir=self.data_dir,
+            sasl_ssl=self.scram_user is not None,
+        )
+        lines = [f"{key}={value}" for key, value in properties.items()]
         self.config_file.write_text(
             "# Written by standins/kafka/broker.py on every start.\n" + "\n".join(lines) + "\n"
         )
@@ -378,7 +325,7 @@ class KafkaBroker:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
-            *_java_command(lib_dir),
+            *java_command(lib_dir),
             "kafka.tools.StorageTool",
             "format",
             "--standalone",
@@ -403,7 +350,7 @@ class KafkaBroker:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("wb") as output:
             self._process = subprocess.Popen(
-                [*_java_command(lib_dir), "kafka.Kafka", str(self.config_file)],
+                [*java_command(lib_dir), "kafka.Kafka", str(self.config_file)],
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -425,168 +372,6 @@ class KafkaBroker:
             tail = f"(no log: {error})"
         return BrokerError(
             f"Kafka on port {self.port} {what}; last lines of {self.log_file}:\n{tail}"
-        )
-
-
-def create_topics(
-    bootstrap_servers: str,
-    names: Sequence[str],
-    partitions: int = 3,
-    timeout: float = TOPIC_TIMEOUT_S,
-    client_config: Mapping[str, Any] | None = None,
-    topic_configs: Mapping[str, str] | None = None,
-) -> None:
-    """Create topics (replication factor 1) unless they exist; wait until all have leaders.
-
-    One request per topic: kafka-python raises the first error of a request, so an existing
-    topic would otherwise hide another topic's real error. ``client_config`` holds what a
-    secured listener needs (``KafkaBroker.client_config()``); ``topic_configs`` the topics'
-    own settings (``max.message.bytes``, ...).
-
-    Raises:
-        KafkaError: the broker refused a topic for a reason other than that it exists.
-        BrokerError: some partition still has no leader after ``timeout`` seconds.
-    """
-    with _admin(bootstrap_servers, client_config or {}) as admin:
-        for name in names:
-            try:
-                admin.create_topics(
-                    [NewTopic(name, partitions, 1, topic_configs=dict(topic_configs or {}))],
-                    timeout_ms=int(timeout * 1000),
-                )
-            except TopicAlreadyExistsError:
-                log.info("topic %s already exists", name)
-        _wait_for_leaders(admin, names, timeout)
-
-
-def _wait_for_leaders(admin: KafkaAdminClient, names: Sequence[str], timeout: float) -> None:
-    """Poll topic metadata until every partition of every topic in ``names`` has a leader."""
-    deadline = time.monotonic() + timeout
-    while missing := _topics_without_leaders(admin.describe_topics(list(names)), names):
-        if time.monotonic() > deadline:
-            raise BrokerError(
-                f"topics without a leader for every partition after {timeout:g} s: {missing}"
-            )
-        time.sleep(0.2)
-
-
-def _topics_without_leaders(described: list[dict[str, Any]], names: Sequence[str]) -> list[str]:
-    """The topics in ``names`` that metadata does not show with a leader on every partition."""
-    ready = {
-        topic["topic"]
-        for topic in described
-        if topic["error_code"] == 0
-        and topic["partitions"]
-        and all(partition["leader"] >= 0 for partition in topic["partitions"])
-    }
-    return sorted(set(names) - ready)
-
-
-@contextmanager
-def _admin(bootstrap_servers: str, client_config: Mapping[str, Any]) -> Iterator[KafkaAdminClient]:
-    """A short-lived admin client that gives up quickly when nothing answers."""
-    admin = KafkaAdminClient(
-        **client_config,
-        bootstrap_servers=bootstrap_servers,
-        client_id="standins-kafka",
-        request_timeout_ms=10_000,
-        api_version_auto_timeout_ms=5_000,
-    )
-    try:
-        yield admin
-    finally:
-        admin.close()
-
-
-def _java_command(lib_dir: Path) -> list[str]:
-    """``java`` with the heap limits, the log4j2 config and the jars on the classpath."""
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else "java"
-    return [
-        java,
-        *JVM_OPTIONS,
-        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-        "-cp",
-        str(lib_dir / "*"),
-    ]
-
-
-def _ensure_certificates(directory: Path) -> None:
-    """Create a self-signed CA and a server keystore for 127.0.0.1/localhost, unless present.
-
-    ``CA_FILE`` holds the CA certificate, ``SERVER_KEYSTORE_FILE`` the server's unencrypted
-    PKCS#8 key followed by its certificate (Kafka's PEM keystore). The CA's key is deleted.
-    """
-    if (directory / CA_FILE).exists() and (directory / SERVER_KEYSTORE_FILE).exists():
-        return
-    work = directory / "tls-work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        _openssl(
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-noenc",
-            "-days",
-            str(CERT_DAYS),
-            "-subj",
-            "/CN=standins-kafka-ca",
-            "-keyout",
-            str(work / "ca.key"),
-            "-out",
-            str(work / "ca.pem"),
-        )
-        _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-noenc",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(work / "server.key"),
-            "-out",
-            str(work / "server.csr"),
-        )
-        (work / "server.ext").write_text(SERVER_CERT_EXTENSIONS)
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(work / "server.csr"),
-            "-CA",
-            str(work / "ca.pem"),
-            "-CAkey",
-            str(work / "ca.key"),
-            "-CAcreateserial",
-            "-days",
-            str(CERT_DAYS),
-            "-extfile",
-            str(work / "server.ext"),
-            "-out",
-            str(work / "server.crt"),
-        )
-        keystore = (work / "server.key").read_text() + (work / "server.crt").read_text()
-        (directory / SERVER_KEYSTORE_FILE).write_text(keystore)
-        (directory / SERVER_KEYSTORE_FILE).chmod(0o600)
-        shutil.copyfile(work / "ca.pem", directory / CA_FILE)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _openssl(*arguments: str) -> None:
-    """Run ``openssl`` with ``arguments``; raise BrokerError with its output if it fails."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise BrokerError(
-            "openssl is not on PATH; it is needed for the SASL_SSL listener's certificates"
-        )
-    result = subprocess.run([openssl, *arguments], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BrokerError(
-            f"openssl {arguments[0]} failed (exit {result.returncode}):\n{result.stderr}"
         )
 
 

@@ -26,11 +26,10 @@ from standins.store_traffic import (
     TrafficConfig,
     TrafficEvent,
     TrafficSummary,
-    _ErrorCounter,
-    _send_all,
     encode,
     format_timestamp,
 )
+from standins.store_traffic.producer import _ErrorCounter, _send_all
 
 VISITS = 5_000
 CUSTOMERS = 10_000
