@@ -4,7 +4,7 @@
 #   the central and the scorer stand-ins, creates the topics, runs the pipeline
 #   with `python -m pipeline --runner=DirectRunner`, feeds it store traffic and
 #   shows a live line of what flows. Ctrl-C stops everything it started.
-# Every setting can be overridden from the environment (see README.md);
+# Every setting can be overridden from the environment (README.md, "Configuration");
 # DEMO_RATE sets the store traffic in focus events per second (default 20).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -16,7 +16,7 @@ from tests.unit.builders import entry_message, focus_message, to_bytes
 
 ENTRY = 'entry'
 FOCUS = 'focus'
-SIZE_LIMIT = 16 * 1024  # README: too_large is > 16 KiB
+SIZE_LIMIT = 16 * 1024  # docs/messages.md: too_large is > 16 KiB
 ENTRY_BYTES = to_bytes(entry_message())
 FOCUS_BYTES = to_bytes(focus_message())
 

@@ -33,7 +33,7 @@ INPUT_REASONS = {
 }
 EXPECTED_TYPE = {ENTRY_TOPIC: ENTRY_EVENT_TYPE, FOCUS_TOPIC: FOCUS_EVENT_TYPE}
 EVENT_CLASS = {ENTRY_TOPIC: EntryEvent, FOCUS_TOPIC: FocusEvent}
-# The documented limits (README, "Messages").
+# The documented limits (docs/messages.md).
 CUSTOMER_IDS = range(1, 10**12 + 1)
 DEPARTMENT_IDS = range(1, 10**6 + 1)
 MAX_DEPTH = 64
