@@ -23,6 +23,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -121,6 +122,7 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
         print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
         return 2
     result = p.run()
+    take_back_ctrl_c()
     _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
     if view:
         view.status.result = result
@@ -199,6 +201,14 @@ def print_help() -> None:
 
 def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def take_back_ctrl_c() -> None:
+    """Ctrl-C drains, as SIGTERM does. Beam's job server (StopOnExitJobServer) installs a
+    SIGINT handler when the job starts that stops Prism at once, so that a drain found the
+    runner gone; Prism is still stopped at exit (Beam's atexit hook)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
 
 
 def main() -> None:
