@@ -7,6 +7,7 @@
           ── PublishPredictions
   dead letters of every stage (and refused predictions) ── PublishDeadLetters
   every record's end (published, stored, nothing to publish) ── CommitEndedOffsets
+    (what a Kafka writer published is committed by the writer itself, at once)
 
 KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam: one expansion-service JVM serves
 every Kafka transform, and runs only while the pipeline is built (expansion happens then).
@@ -31,7 +32,7 @@ from transforms.coupons import AttachCandidateCoupons
 from transforms.events import ParseStoreEvents
 from transforms.kafka_io import ReadKafkaRecords, WriteKafkaMessages
 from transforms.kafka_python import KafkaConnection
-from transforms.offsets import CommitEndedOffsets
+from transforms.offsets import CommitEndedOffsets, CommitOnAcknowledgement
 from transforms.publish import PublishDeadLetters, PublishPredictions
 from transforms.quarantine import FailureJournal
 from transforms.scoring import ScoreCoupons, ScorerConfig
@@ -115,7 +116,13 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     kafka = kafka_connection(settings)
     central = central_config(settings)
     journal = run.journal
-    write_to = functools.partial(WriteKafkaMessages, kafka, expansion_service=run.java)
+    write_to = functools.partial(
+        WriteKafkaMessages,
+        kafka,
+        expansion_service=run.java,
+        # without a consumer group nothing is committed
+        on_acknowledged=CommitOnAcknowledgement(kafka, run.run_id) if settings.group_id else None,
+    )
 
     read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
         kafka, [settings.entry_topic, settings.focus_topic], run.run_id, run.java

@@ -25,7 +25,12 @@ import apache_beam as beam
 from apache_beam.transforms.external import JavaJarExpansionService
 
 from transforms.domain import Outgoing
-from transforms.kafka_python import KafkaConnection, ReadFromKafkaPython, WriteToKafkaPython
+from transforms.kafka_python import (
+    Acknowledged,
+    KafkaConnection,
+    ReadFromKafkaPython,
+    WriteToKafkaPython,
+)
 from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
 
 
@@ -57,22 +62,27 @@ class ReadKafkaRecords(beam.PTransform):
 
 class WriteKafkaMessages(beam.PTransform):
     """Writes each Outgoing's messages to ``topic``: ``ended`` (the EndedOffsets of their
-    sources) and ``failed`` (FailedWrite)."""
+    sources) and ``failed`` (FailedWrite). ``on_acknowledged``: the Python connector hands
+    it the acknowledged sources instead of outputting them (see WriteToKafkaPython)."""
 
     def __init__(
         self,
         connection: KafkaConnection,
         topic: str,
         expansion_service: Optional[JavaJarExpansionService] = None,
+        on_acknowledged: Optional[Acknowledged] = None,
     ):
         super().__init__()
         self._connection = connection
         self._topic = topic
         self._expansion_service = expansion_service
+        self._on_acknowledged = on_acknowledged
 
     def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
         if self._expansion_service is None:
-            return outgoing | 'WriteToKafka' >> WriteToKafkaPython(self._connection, self._topic)
+            return outgoing | 'WriteToKafka' >> WriteToKafkaPython(
+                self._connection, self._topic, self._on_acknowledged
+            )
         return outgoing | 'WriteToKafkaXlang' >> WriteToKafkaXlang(
             self._connection, self._topic, self._expansion_service
         )

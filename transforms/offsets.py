@@ -1,14 +1,17 @@
 """CommitEndedOffsets: commits a partition's offset once every record before it has ended.
 
-In:  PCollection[EndedOffsets] from every place a record ends: its predictions or dead
-     letter acknowledged by the broker, its entry's context stored in the session, its
-     "no coupon above the threshold" counted; and gaps the read skipped.
+In:  PCollection[EndedOffsets] from every place a record ends: its entry's context stored
+     in the session, its "no coupon above the threshold" counted, a dropped dead letter;
+     and gaps the read skipped. What the Kafka writer publishes (predictions, dead
+     letters) it ends itself, through ``CommitOnAcknowledgement``, as the broker
+     acknowledges it.
 Out: nothing; offsets committed to the consumer group.
 State: in the worker process, not in Beam state: per topic-partition, the next offset to
   commit (first the group's committed offset, where the read started) and the ranges
-  ended beyond it, which wait for the ones before them; shared by the DoFn instances of
-  the process (``beam.utils.shared``), updated under a lock, and committed to Kafka,
-  never backwards, at the end of each bundle; what is committed is told to the run's
+  ended beyond it, which wait for the ones before them; one set per run and process
+  (``frontiers``), shared by the committer and the writers, updated under a lock, and
+  committed to Kafka, never backwards, at the end of each committer bundle and as writes
+  are acknowledged; what is committed is told to the run's
   progress (transforms.drain), so that a drain knows when everything read has ended.
 
 Why not commit when the read's bundle is finalized: that says the runner holds the
@@ -33,13 +36,13 @@ from the committed offsets, so nothing is lost there either.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.utils import shared
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
@@ -116,21 +119,47 @@ class _Frontiers:
         return committed
 
 
+_FRONTIERS: dict[str, _Frontiers] = {}
+_FRONTIERS_LOCK = threading.Lock()
+
+
+def frontiers(run_id: str, connection: KafkaConnection) -> _Frontiers:
+    """The frontiers of run ``run_id`` in this process, made on first use."""
+    with _FRONTIERS_LOCK:
+        if run_id not in _FRONTIERS:
+            _FRONTIERS[run_id] = _Frontiers(
+                connection.consumer('committer'), drain.progress(run_id)
+            )
+        return _FRONTIERS[run_id]
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitOnAcknowledgement:
+    """What the Kafka writer calls with the sources the broker just acknowledged: ends them
+    in the run's frontiers and commits at once. Sent on through the pipeline at the end of
+    the writer's bundle instead, they were committed seconds after their messages could be
+    read: after a SIGKILL, the focus events repeated were exactly those written and not
+    yet committed (324 of 324 in one run)."""
+
+    connection: KafkaConnection
+    run_id: str
+
+    def __call__(self, acknowledged: list[EndedOffsets]) -> None:
+        run = frontiers(self.run_id, self.connection)
+        for ended in acknowledged:
+            run.end(ended)
+        run.commit()
+
+
 class _CommitFrontierFn(beam.DoFn):
     def __init__(self, connection: KafkaConnection, run_id: str):
         self._connection = connection
-        self._shared = shared.Shared()
         self._run_id = run_id  # one set of frontiers per pipeline run and process
         self._commits = Metrics.counter('offsets', 'commits')
         self._ahead_size = Metrics.distribution('offsets', 'ended_ahead')
 
     def setup(self) -> None:
-        self._frontiers = self._shared.acquire(
-            lambda: _Frontiers(
-                self._connection.consumer('committer'), drain.progress(self._run_id)
-            ),
-            tag=self._run_id,
-        )
+        self._frontiers = frontiers(self._run_id, self._connection)
 
     def process(self, ended: EndedOffsets) -> None:
         self._ahead_size.update(self._frontiers.end(ended))

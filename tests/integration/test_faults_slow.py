@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from standins.kafka.broker import KafkaBroker, create_topics
 from tests.integration.harness import (
@@ -38,6 +39,7 @@ from tests.integration.outcomes import (
 )
 from tests.integration.scenario import IndependentModel, Scenario
 from tests.integration.test_faults import assert_outcome, own_services
+from transforms.commit_metadata import ended_ahead_ranges
 from transforms.quarantine import TEST_HOOK_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -181,6 +183,9 @@ def test_restart_after_a_burst_loses_nothing_and_a_drained_stop_repeats_nothing(
     stopping = time.monotonic()
     stop_pipeline(process, how)
     fault_figures['stopped_in_s'] = round(time.monotonic() - stopping, 1)
+    fault_figures['written_not_committed_at_stop'] = written_not_committed(
+        kafka.bootstrap_servers, env['GROUP_ID'], topics['predictions']
+    )
     with running_pipeline(env, log):
         expected = expected_outcome(IndependentModel(services.db_path), sent)
         written = read_all(
@@ -215,6 +220,28 @@ def test_restart_after_a_burst_loses_nothing_and_a_drained_stop_repeats_nothing(
     assert not missing, f'{len(missing)} predictions lost, e.g. {sorted(missing)[:3]}'
     assert set(got) == expected.predictions
     assert {as_dead_letter(m) for m in letters} == expected.dead_letters
+
+
+def written_not_committed(bootstrap: str, group: str, prediction_topic: str) -> int:
+    """Focus events whose predictions are on the topic but whose offset the group's last
+    commit neither passed nor listed as ended beyond it: what a restart will repeat."""
+    written = {m['focus_event_id'] for m in read_all(bootstrap, prediction_topic, 0, 5)}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        commits = {}
+        left = 0
+        for event_id in written:
+            topic, partition, offset = event_id.rsplit('/', 2)
+            tp = TopicPartition(topic, int(partition))
+            if tp not in commits:
+                commits[tp] = consumer.committed(tp, metadata=True)
+            committed = commits[tp]
+            ranges = ended_ahead_ranges(committed.metadata) if committed else []
+            covered = committed is not None and int(offset) < committed.offset
+            left += not (covered or any(a <= int(offset) < b for a, b in ranges))
+        return left
+    finally:
+        consumer.close()
 
 
 def test_a_record_failing_the_job_on_two_starts_is_dead_lettered_as_poison_pill_on_the_third(
