@@ -178,3 +178,41 @@ def test_a_retryable_failure_is_raised_once_the_retry_time_is_spent():
 
     assert time.monotonic() - started < 10  # 1 s of waits; generous for a loaded machine
     assert len(stub.requests) >= 3  # first waits: 0.1-0.2 s, 0.2-0.4 s, 0.4-0.8 s
+
+
+class _AlwaysUnlucky:
+    """A throttler's coin that throttles whenever the throttling probability is above 0."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return low
+
+
+def test_a_healthy_scorer_is_never_throttled(scorer, monkeypatch):
+    # Each run_inference counts the batch in the base class's throttler, then the attempt in
+    # its own: the attempt must not see the batch as an unanswered request (it did, and waited
+    # 1 s with probability 1/2 at the start of every 1 s window).
+    slept = []
+    monkeypatch.setattr('apache_beam.io.components.adaptive_throttler.time.sleep', slept.append)
+    scorer.answer_with(200, {'predictions': [0.9, 0.4, 0.7]})
+    handler = CouponScorerHandler(ScorerConfig(scorer.url, retry_s=0))
+    handler.throttler._random = handler._attempt_throttler._random = _AlwaysUnlucky()
+    with requests.Session() as session:
+        for _ in range(3):
+            list(handler.run_inference(two_focus_batch(), session))
+
+    assert slept == []
+    assert len(scorer.requests) == 3
+
+
+def test_a_failing_scorer_is_throttled_client_side(monkeypatch):
+    slept = []
+    monkeypatch.setattr('apache_beam.io.components.adaptive_throttler.time.sleep', slept.append)
+    with StubHttpServer(lambda method, path, body: (503, {'error': 'down'})) as stub:
+        handler = CouponScorerHandler(ScorerConfig(stub.base_url + PREDICT_PATH, retry_s=1.0))
+        handler._attempt_throttler._random = _AlwaysUnlucky()
+        with requests.Session() as session, pytest.raises(ScorerError):
+            handler.request(two_focus_batch(), session)
+
+    # time.sleep is the module's, so the backoff's waits are in ``slept`` too; the throttler's
+    # are the 1 s ones
+    assert 1 in slept
