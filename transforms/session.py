@@ -6,10 +6,12 @@ Out: ``ready``          PCollection[tuple[FocusEvent, CustomerContext]]: every
                          focus event, once, with the context of its customer;
      ``entries_ended``  PCollection[EndedOffsets]: an entry event ends here, its
                          context stored.
-State, per customer_id (a stateful DoFn in the global window): the customer's
-latest context (a repeated entry replaces it), the newest event time seen, and
-an event-time timer at newest event time + ``ttl_s`` that clears both, so
-memory stays bounded over days.
+State, per customer_id (a stateful DoFn in the global window): one cell with the
+customer's latest context (a repeated entry replaces it) and the newest event
+time seen, and an event-time timer at newest event time + ``ttl_s`` that clears
+it, so memory stays bounded over days. One cell, because every state read is a
+round trip to the runner (Prism gives no cache tokens, so nothing is cached
+across bundles): two cells doubled the session's waits.
 
 A focus event whose customer has no context here (it came before its entry,
 the entry never came, or the entry's fetch failed) does not wait: the session
@@ -53,9 +55,19 @@ class SessionConfig:
     ttl_s: float = 4 * 3600.0
 
 
+@dataclasses.dataclass(frozen=True)
+class _Session:
+    """What the session keeps of a customer: the context, if known, and the newest event time."""
+
+    context: Optional[CustomerContext]
+    newest_event_s: float
+
+    def seen_at(self, event_time_s: float) -> _Session:
+        return dataclasses.replace(self, newest_event_s=max(self.newest_event_s, event_time_s))
+
+
 class _CustomerSessionFn(beam.DoFn):
-    CONTEXT = ReadModifyWriteStateSpec('context', coders.PickleCoder())
-    NEWEST_EVENT_S = ReadModifyWriteStateSpec('newest_event_s', coders.FloatCoder())
+    SESSION = ReadModifyWriteStateSpec('session', coders.PickleCoder())
     EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
 
     def __init__(
@@ -78,55 +90,55 @@ class _CustomerSessionFn(beam.DoFn):
     def process(
         self,
         keyed: tuple[int, SessionInput],
-        context_state=beam.DoFn.StateParam(CONTEXT),
-        newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
+        session_state=beam.DoFn.StateParam(SESSION),
         expiry_timer=beam.DoFn.TimerParam(EXPIRY),
     ) -> Iterator[object]:
         _, event = keyed
         focus = event if isinstance(event, FocusEvent) else None
         with watching(self._journal, focus.source if focus else event[0].source):
+            event_time_s = focus.event_time_s if focus else event[0].event_time_s
+            session = (session_state.read() or _Session(None, event_time_s)).seen_at(event_time_s)
             if focus:
-                yield focus, self._context_for(focus, context_state)
-                event_time_s = focus.event_time_s
+                context, known = self._context_for(focus, session.context)
+                yield focus, context
+                session = dataclasses.replace(session, context=known)
             else:
                 entry, context = event
                 self._contexts.inc()
-                context_state.write(context)
+                session = dataclasses.replace(session, context=context)
                 yield beam.pvalue.TaggedOutput(ENTRIES_ENDED, EndedOffsets.of(entry.source))
-                event_time_s = entry.event_time_s
-        newest_s = max(newest_state.read() or event_time_s, event_time_s)
-        newest_state.write(newest_s)
-        expiry_timer.set(Timestamp.of(newest_s + self._config.ttl_s))
+        session_state.write(session)
+        expiry_timer.set(Timestamp.of(session.newest_event_s + self._config.ttl_s))
 
-    def _context_for(self, focus: FocusEvent, context_state) -> CustomerContext:
-        """The stored context, else the central's (then stored), else the default one."""
-        context = context_state.read()
-        if context is not None:
+    def _context_for(
+        self, focus: FocusEvent, stored: Optional[CustomerContext]
+    ) -> tuple[CustomerContext, Optional[CustomerContext]]:
+        """The context to score ``focus`` with, and the one to keep: the stored one, else the
+        central's (then kept), else the default one (nothing kept, so the next asks again)."""
+        if stored is not None:
             self._from_state.inc()
-            return context
+            return stored, stored
         try:
             context = self._fetcher.fetch(focus.customer_id)
         except CentralUnavailable:
             self._defaulted.inc()
-            return CustomerContext.unknown(focus.customer_id)
+            return CustomerContext.unknown(focus.customer_id), None
         self._contexts.inc()
-        context_state.write(context)
-        return context
+        return context, context
 
     @on_timer(EXPIRY)
-    def on_expiry(
-        self,
-        context_state=beam.DoFn.StateParam(CONTEXT),
-        newest_state=beam.DoFn.StateParam(NEWEST_EVENT_S),
-    ) -> None:
+    def on_expiry(self, session_state=beam.DoFn.StateParam(SESSION)) -> None:
         self._expired.inc()
-        context_state.clear()
-        newest_state.clear()
+        session_state.clear()
 
 
 def _customer_key(event: SessionInput) -> tuple[int, SessionInput]:
     customer_id = event.customer_id if isinstance(event, FocusEvent) else event[0].customer_id
     return customer_id, event
+
+
+def _by_customer() -> beam.PTransform:
+    return beam.Map(_customer_key).with_output_types(beam.typehints.KV[int, typing.Any])
 
 
 class CustomerSessions(beam.PTransform):
@@ -144,11 +156,14 @@ class CustomerSessions(beam.PTransform):
         self._journal = journal
 
     def expand(self, inputs: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
+        # Keyed before the Flatten, so the keying runs in the stages that make the events
+        # (a stage of its own after the Flatten cost every event one more bundle on Prism).
         sessions = (
-            (inputs['entries'], inputs['focuses'])
+            (
+                inputs['entries'] | 'EntriesByCustomer' >> _by_customer(),
+                inputs['focuses'] | 'FocusesByCustomer' >> _by_customer(),
+            )
             | 'EntriesAndFocuses' >> beam.Flatten()
-            | 'ByCustomer'
-            >> beam.Map(_customer_key).with_output_types(beam.typehints.KV[int, typing.Any])
             | 'Session'
             >> beam.ParDo(
                 _CustomerSessionFn(self._config, self._central, self._journal)
