@@ -8,9 +8,9 @@ is batch-only and the legacy BundleBasedDirectRunner cannot run an unbounded
 splittable DoFn such as the Kafka read.
 
 Prism's release binaries come from GitHub, which these machines cannot reach,
-so the binary is built from the Beam Go module at the SDK's own version with
-``go install`` (as the SDK's own fallback does for development versions), once,
-into ``~/.apache_beam/cache/prism/v<version>/``. ``PRISM_LOCATION`` or
+so the binary is built from the Beam Go module at the SDK's own version, with a
+fix for a busy loop (``pipeline.prism``), once, into
+``~/.apache_beam/cache/prism/v<version>-fixes-<digest>/``. ``PRISM_LOCATION`` or
 ``--prism_location`` point at another binary.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import (
@@ -29,18 +28,21 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.version import __version__ as beam_version
 
+from pipeline import prism
+
 _LOGGER = logging.getLogger(__name__)
 _DIRECT_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner')
-PRISM_PACKAGE = 'github.com/apache/beam/sdks/v2/go/cmd/prism'
 
 
 def prism_binary() -> Path:
-    """A Prism binary of this SDK's version, built with ``go install`` if absent."""
+    """A Prism binary of this SDK's version with the project's fixes (pipeline.prism), built
+    once if absent."""
     override = os.environ.get('PRISM_LOCATION')
     if override:
         return Path(override)
-    bin_dir = Path.home() / '.apache_beam' / 'cache' / 'prism' / f'v{beam_version}'
-    binary = bin_dir / 'prism'
+    binary = (
+        Path.home() / '.apache_beam' / 'cache' / 'prism' / prism.build_name(beam_version) / 'prism'
+    )
     if binary.exists():
         return binary
     if shutil.which('go') is None:
@@ -48,12 +50,8 @@ def prism_binary() -> Path:
             'Prism is needed for --runner=DirectRunner and Go is not installed: '
             'install Go, or set PRISM_LOCATION to a Prism binary'
         )
-    _LOGGER.info('Building Prism %s into %s (go install, once)', beam_version, bin_dir)
-    subprocess.run(
-        ['go', 'install', f'{PRISM_PACKAGE}@v{beam_version}'],
-        env={**os.environ, 'GOBIN': str(bin_dir)},
-        check=True,
-    )
+    _LOGGER.info('Building Prism %s with its fixes into %s (once)', beam_version, binary.parent)
+    prism.build_prism(beam_version, binary)
     return binary
 
 
