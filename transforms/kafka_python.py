@@ -8,9 +8,11 @@ does (Prism, Flink with the Python harness, ...).
   In:  PBegin.  Out: unbounded PCollection[KafkaRecord], timestamped with the
   record's Kafka timestamp.
   State: an unbounded splittable DoFn, one element per topic-partition, whose
-  restriction is the offset range [next offset, inf). Each call polls once,
-  claims what it got and checkpoints the rest with ``defer_remainder``; the
-  calls of one bundle share one ``poll_timeout_ms`` of waiting. The start
+  restriction is the offset range [next offset, inf). Each call takes its
+  partition's records from the process's one consumer (transforms.kafka_fetcher),
+  claims them and checkpoints the rest with ``defer_remainder``; the calls of
+  one bundle share one ``poll_timeout_ms`` of waiting, and stop waiting once the
+  bundle has records to hand on. The start
   offset is the consumer group's committed offset, else ``auto_offset_reset``
   (then committed, so that the group always has one). The watermark trails
   the newest record time by ``watermark_lag_s``; a caught-up (idle) partition
@@ -54,7 +56,7 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from transforms import drain
+from transforms import drain, kafka_fetcher
 from transforms.commit_metadata import ended_ahead_ranges
 from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
 
@@ -234,35 +236,29 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         return None  # on drain, stop reading
 
     def setup(self) -> None:
-        self._consumers: dict[TopicPartition, KafkaConsumer] = {}
-        self._next_offsets: dict[TopicPartition, int] = {}
+        self._fetcher = kafka_fetcher.acquire(
+            self._run_id, lambda: self._connection.consumer('reader')
+        )
         self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
         self._progress = drain.progress(self._run_id)
 
-    def _positioned_consumer(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
-        """The partition's consumer, about to fetch ``offset``.
+    def _fetch(self, tp: TopicPartition, offset: int) -> list[Any]:
+        """``tp``'s records from ``offset``, waiting at most what is left of the bundle's wait,
+        and not at all once the bundle handed records on (its round is done)."""
+        if tp not in self._ended_before:
+            self._ended_before[tp] = self._ended_ahead_of_commit(tp)
+        wait_ms = 0 if self._bundle_read_records else self._poll_budget_ms()
+        records = self._fetcher.fetch(tp, offset, wait_ms)
+        self._bundle_read_records = self._bundle_read_records or bool(records)
+        return records
 
-        The next offset is tracked here rather than asked of the consumer:
-        kafka-python 2.2's ``position()`` can spin forever on a freshly assigned
-        partition whose metadata it has not loaded.
-        """
-        consumer = self._consumers.get(tp)
-        if consumer is None:
-            consumer = self._consumers[tp] = self._connection.consumer('reader')
-            consumer.assign([tp])
-            self._ended_before[tp] = self._ended_ahead_of_commit(consumer, tp)
-        if self._next_offsets.get(tp) != offset:
-            consumer.seek(tp, offset)
-        return consumer
-
-    def _ended_ahead_of_commit(
-        self, consumer: KafkaConsumer, tp: TopicPartition
-    ) -> list[tuple[int, int]]:
+    def _ended_ahead_of_commit(self, tp: TopicPartition) -> list[tuple[int, int]]:
         """The ranges the group's last commit says ended beyond it (transforms.offsets)."""
         if not self._connection.group_id:
             return []
-        committed = consumer.committed(tp, metadata=True)
+        with self._fetcher.consumer() as consumer:
+            committed = consumer.committed(tp, metadata=True)
         return ended_ahead_ranges(committed.metadata if committed else None)
 
     def _ended_already(self, tp: TopicPartition, offset: int) -> bool:
@@ -282,10 +278,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             self._advance_watermark(watermark, None)
             tracker.defer_remainder()
             return
-        consumer = self._positioned_consumer(tp, start)
-        messages = consumer.poll(
-            timeout_ms=self._poll_budget_ms(), max_records=_MAX_POLL_RECORDS
-        ).get(tp, [])
+        messages = self._fetch(tp, start)
         newest_ms = None
         next_offset = start
         for message in messages:
@@ -304,13 +297,13 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 )
                 continue
             yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
-        self._next_offsets[tp] = next_offset
         self._progress.read((tp.topic, tp.partition), start, next_offset)
         self._advance_watermark(watermark, newest_ms)
         tracker.defer_remainder()
 
     def start_bundle(self) -> None:
         self._poll_deadline: Optional[float] = None
+        self._bundle_read_records = False
 
     def _poll_budget_ms(self) -> int:
         """What is left of this bundle's poll_timeout_ms.
@@ -334,8 +327,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             watermark.set_watermark(candidate)
 
     def teardown(self) -> None:
-        for consumer in self._consumers.values():
-            consumer.close()
+        kafka_fetcher.release(self._run_id)
 
 
 class ReadFromKafkaPython(beam.PTransform):
