@@ -91,7 +91,7 @@ def _machine() -> str:
 def _versions() -> str:
     return (
         f'Python {platform.python_version()}, apache-beam {version("apache-beam")}, '
-        f'kafka-python {version("kafka-python")}'
+        f'kafka-python {version("kafka-python")}, quixstreams {version("quixstreams")}'
     )
 
 
@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--quick',
         action='store_true',
-        help='a short run (2 loads of 10 s, batching without scorer latency; ~4 min)',
+        help='a short run (stand-in capacity, 2 loads of 10 s, batching without scorer latency; ~5 min)',
     )
     parser.add_argument(
         '--out',

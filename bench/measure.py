@@ -121,11 +121,14 @@ class PointResult:
     scorer_requests: int
     scorer_instances: int
     scorer_rejected: int
+    central_requests: int
     cpu_s: float
     machine_cpu_s: float  # the whole machine, same interval: the system, broker, bench and others
     cpu_startup_s: float
     peak_rss_mib: float
     lag_end: int
+    central_latency_ms: int = 0
+    first_output_ms: float | None = None  # first valid focus event produced -> first output
     processes: list[dict[str, object]] = field(
         default_factory=list
     )  # CPU s of the window, peak RSS
@@ -155,6 +158,16 @@ class PointResult:
         return self.scorer_instances / self.scorer_requests if self.scorer_requests else None
 
     @property
+    def scorer_requests_per_s(self) -> float | None:
+        """Scorer requests over the window: what the system asked of the scorer stand-in."""
+        return self.scorer_requests / self.window_s if self.window_s else None
+
+    @property
+    def central_requests_per_s(self) -> float | None:
+        """Central requests over the window: what the system asked of the central stand-in."""
+        return self.central_requests / self.window_s if self.window_s else None
+
+    @property
     def cpu_ms_per_focus(self) -> float | None:
         return 1000 * self.cpu_s / self.processed if self.processed else None
 
@@ -175,6 +188,8 @@ class PointResult:
             'keeps_up': self.keeps_up,
             'requests_per_focus': self.requests_per_focus,
             'rows_per_request': self.rows_per_request,
+            'scorer_requests_per_s': self.scorer_requests_per_s,
+            'central_requests_per_s': self.central_requests_per_s,
             'cpu_ms_per_focus': self.cpu_ms_per_focus,
             'cpu_cores': self.cpu_cores,
             'machine_cores': self.machine_cores,
@@ -184,15 +199,18 @@ class PointResult:
 
 @dataclass(frozen=True)
 class _Sample:
-    """The system's processes, the machine's busy time and the scorer's counters at one moment."""
+    """The system's processes, the machine's busy time and the stand-ins' counters at one moment."""
 
     usage: GroupUsage
     machine_busy_s: float
     scorer: ScorerCounts
+    central_requests: int
 
     @classmethod
     def take(cls, rig: Rig, leader: int) -> _Sample:
-        return cls(group_usage(leader), machine_busy_s(), rig.scorer_counts())
+        return cls(
+            group_usage(leader), machine_busy_s(), rig.scorer_counts(), rig.central_requests()
+        )
 
 
 def measure(
@@ -223,6 +241,7 @@ def measure(
         system=system.name,
         label=system.label,
         scorer_latency_ms=rig.scorer_latency_ms,
+        central_latency_ms=rig.central_latency_ms,
         load=load.label,
         offered_rate=load.rate,
         sent_rate=sent.focus_rate,
@@ -295,6 +314,11 @@ def _timing_figures(
         },
         'max_ms': _rounded(max(latencies_ms, default=None)),
         'latency_samples': len(latencies_ms),
+        'first_output_ms': _rounded(
+            None
+            if (arrived := seen.first_arrival_s_overall()) is None
+            else 1000 * (arrived - first)
+        ),
     }
 
 
@@ -305,6 +329,7 @@ def _usage_figures(before: _Sample, after: _Sample) -> dict[str, object]:
         'scorer_requests': scorer.requests,
         'scorer_instances': scorer.instances,
         'scorer_rejected': scorer.rejected,
+        'central_requests': after.central_requests - before.central_requests,
         'cpu_s': round(after.usage.cpu_since(before.usage), 2),
         'machine_cpu_s': round(after.machine_busy_s - before.machine_busy_s, 2),
         'cpu_startup_s': round(before.usage.cpu_s, 2),

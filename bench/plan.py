@@ -2,14 +2,21 @@
 
 A run, on one broker and one pair of stand-ins, one system at a time:
 
-1. the sweep: for each offered load, low to high, the pipeline, the simple reference and the
-   passthrough, each on fresh topics with the same seeded traffic; it stops after the first
-   load the pipeline does not keep up with (the saturation point);
+0. the stand-ins alone: requests/s each answers (``bench.standin_capacity``), so that the
+   report can show how near its capacity each point drove them;
+1. the sweep: for each offered load, low to high, the pipeline, the simple reference, the
+   Quix Streams reference and the passthrough, each on fresh topics with the same seeded
+   traffic; it stops after the first load the pipeline does not keep up with (the
+   saturation point);
 2. the replay: a fixed scenario produced as fast as the broker takes it, per system (each
    system's capacity);
 3. batching: the pipeline with each ``SCORER_MAX_ROWS`` at one load, for each scorer latency
    (the stand-in's ``--latency-ms``), with the simple reference beside it;
-4. a profile: the pipeline under py-spy (if installed) at the highest load it kept up with.
+4. realistic latency: a second pair of stand-ins whose scorer waits 20 ms and whose central
+   waits 5 ms per request; the scoring systems at rising loads, each until the first load it
+   does not keep up with (its capacity is the highest it kept up with), until all have
+   stopped or the loads run out;
+5. a profile: the pipeline under py-spy (if installed) at the highest load it kept up with.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from pathlib import Path
 
 from bench.measure import Load, PointResult, Timing, measure
 from bench.profiling import Profile, Profiled, py_spy, summarize
-from bench.rig import Rig, with_scorer_latency
-from bench.systems import PASSTHROUGH, SIMPLE, Pipeline, System
+from bench.rig import Rig, with_latency
+from bench.standin_capacity import StandinCapacity, measure_capacity
+from bench.systems import PASSTHROUGH, QUIX, SIMPLE, Pipeline, System
 
 PIPELINE = Pipeline()
-SYSTEMS: tuple[System, ...] = (PIPELINE, SIMPLE, PASSTHROUGH)
+BURST_VISITS = 150  # about 1,000 messages (entries, focus events, malformed ones)
+SYSTEMS: tuple[System, ...] = (PIPELINE, SIMPLE, QUIX, PASSTHROUGH)
 Say = Callable[[str], None]
 _Point = Callable[[Rig, System, Load, str], PointResult]
 
@@ -37,9 +46,14 @@ class Plan:
     duration_s: float
     timing: Timing
     replay_visits: int | None = None
+    burst_visits: int | None = None
     batching_rate: float | None = None
     batching_max_rows: tuple[int, ...] = (50, 2000)
     batching_latencies_ms: tuple[int, ...] = (0,)
+    latency_loads: tuple[float, ...] = ()
+    latency_scorer_ms: int = 20
+    latency_central_ms: int = 5
+    standin_capacity: bool = False
     profile: bool = False
 
 
@@ -48,31 +62,47 @@ FULL = Plan(
     duration_s=30,
     timing=Timing(warmup_s=5, drain_timeout_s=20),
     replay_visits=500,
+    burst_visits=BURST_VISITS,
     batching_rate=50,
     batching_latencies_ms=(0, 20),
+    latency_loads=(25, 50, 100, 150, 200, 300),
+    standin_capacity=True,
     profile=True,
 )
 QUICK = Plan(
-    loads=(10, 50), duration_s=10, timing=Timing(warmup_s=2, drain_timeout_s=15), batching_rate=50
+    loads=(10, 50),
+    duration_s=10,
+    timing=Timing(warmup_s=2, drain_timeout_s=15),
+    burst_visits=BURST_VISITS,
+    batching_rate=50,
+    standin_capacity=True,
 )
 
 
 @dataclass(frozen=True)
 class Saturation:
-    """Where the pipeline stopped keeping up in the sweep."""
+    """Where a system stopped keeping up over a part's paced loads."""
 
     highest_kept_up: float | None
     first_missed: float | None
+    system: str = PIPELINE.name
+
+    @classmethod
+    def of(cls, points: list[PointResult], system: str) -> Saturation:
+        """``system``'s highest load kept up with and lowest load missed among ``points``."""
+        mine = [p for p in points if p.system == system and p.offered_rate is not None]
+        kept_up = [p.offered_rate for p in mine if p.keeps_up]
+        missed = [p.offered_rate for p in mine if not p.keeps_up]
+        return cls(max(kept_up, default=None), min(missed, default=None), system)
 
     def describe(self) -> str:
+        name = f'The {self.system}'
         if self.first_missed is None:
-            return f'The pipeline kept up with every load of the sweep (up to {self.highest_kept_up:g}/s).'
+            return f'{name} kept up with every load (up to {self.highest_kept_up:g}/s).'
         if self.highest_kept_up is None:
-            return (
-                f'The pipeline did not keep up even with the lowest load ({self.first_missed:g}/s).'
-            )
+            return f'{name} did not keep up even with the lowest load ({self.first_missed:g}/s).'
         return (
-            f'The pipeline kept up with {self.highest_kept_up:g}/s and not with '
+            f'{name} kept up with {self.highest_kept_up:g}/s and not with '
             f'{self.first_missed:g}/s: it saturates in between.'
         )
 
@@ -84,26 +114,43 @@ class Results:
     plan: Plan
     sweep: list[PointResult] = field(default_factory=list)
     replay: list[PointResult] = field(default_factory=list)
+    burst: list[PointResult] = field(default_factory=list)
     batching: list[PointResult] = field(default_factory=list)
+    latency: list[PointResult] = field(default_factory=list)
     profile_point: PointResult | None = None
     profile: Profile | None = None
+    standins: StandinCapacity | None = None
 
     @property
     def points(self) -> list[PointResult]:
-        return [*self.sweep, *self.replay, *self.batching, *filter(None, [self.profile_point])]
+        return [
+            *self.sweep,
+            *self.replay,
+            *self.burst,
+            *self.batching,
+            *self.latency,
+            *filter(None, [self.profile_point]),
+        ]
 
     @property
     def saturation(self) -> Saturation:
-        pipeline = [p for p in self.sweep if p.system == PIPELINE.name]
-        kept_up = [p.offered_rate for p in pipeline if p.keeps_up]
-        missed = [p.offered_rate for p in pipeline if not p.keeps_up]
-        return Saturation(max(kept_up, default=None), min(missed, default=None))
+        """Where the pipeline saturates in the sweep."""
+        return Saturation.of(self.sweep, PIPELINE.name)
+
+    @property
+    def latency_capacities(self) -> list[Saturation]:
+        """Each system's capacity in the realistic-latency part (the highest load it kept up with)."""
+        systems = dict.fromkeys(p.system for p in self.latency)
+        return [Saturation.of(self.latency, system) for system in systems]
 
 
 def run_plan(plan: Plan, rig: Rig, work_root: Path, say: Say) -> Results:
     """Measure every part of ``plan`` on ``rig``; ``say`` gets a line per point."""
     results = Results(plan)
     point = _measurer(plan.timing, work_root, say)
+    if plan.standin_capacity:
+        results.standins = measure_capacity(rig.services)
+        say(describe_capacity(results.standins))
     for rate in plan.loads:
         load = Load.paced(rate, plan.duration_s)
         points = [point(rig, system, load, 'sweep') for system in SYSTEMS]
@@ -113,9 +160,14 @@ def run_plan(plan: Plan, rig: Rig, work_root: Path, say: Say) -> Results:
     if plan.replay_visits is not None:
         load = Load(plan.replay_visits)
         results.replay = [point(rig, system, load, 'replay') for system in SYSTEMS]
+    if plan.burst_visits is not None:
+        load = Load(plan.burst_visits)
+        results.burst = [point(rig, system, load, 'burst') for system in SYSTEMS]
     if plan.batching_rate is not None:
         load = Load.paced(plan.batching_rate, plan.duration_s)
         results.batching = list(_batching(plan, rig, load, point))
+    if plan.latency_loads:
+        results.latency = list(_realistic_latency(plan, rig, point))
     if plan.profile and py_spy() is not None:
         raw = work_root / 'profile.raw.txt'
         load = Load.paced(results.saturation.highest_kept_up or plan.loads[0], plan.duration_s)
@@ -134,8 +186,23 @@ def _batching(plan: Plan, rig: Rig, load: Load, point: _Point) -> Iterator[Point
         if latency_ms == rig.scorer_latency_ms:
             yield from (point(rig, system, load, 'batching') for system in systems)
             continue
-        with with_scorer_latency(rig, latency_ms) as slower:
+        with with_latency(rig, latency_ms) as slower:
             yield from (point(slower, system, load, 'batching') for system in systems)
+
+
+def _realistic_latency(plan: Plan, rig: Rig, point: _Point) -> Iterator[PointResult]:
+    """The scoring systems against slower stand-ins at rising loads, each until it misses one."""
+    running = [system for system in SYSTEMS if system.scores]
+    with with_latency(rig, plan.latency_scorer_ms, plan.latency_central_ms) as slower:
+        for rate in plan.latency_loads:
+            load = Load.paced(rate, plan.duration_s)
+            for system in list(running):
+                result = point(slower, system, load, 'latency')
+                yield result
+                if not result.keeps_up:
+                    running.remove(system)
+            if not running:
+                return
 
 
 def _measurer(timing: Timing, work_root: Path, say: Say) -> _Point:
@@ -149,6 +216,14 @@ def _measurer(timing: Timing, work_root: Path, say: Say) -> _Point:
     return point
 
 
+def describe_capacity(capacity: StandinCapacity) -> str:
+    """One line for the progress log: each stand-in measurement's requests/s."""
+    return 'stand-ins alone: ' + ', '.join(
+        f'{f.endpoint}{f" {f.rows} rows" if f.rows else ""} x{f.threads} {f.per_s:,.0f}/s'
+        for f in capacity.figures
+    )
+
+
 def describe(point: PointResult) -> str:
     """One line for the progress log."""
     latency = (
@@ -157,6 +232,7 @@ def describe(point: PointResult) -> str:
         else 'no latency samples'
     )
     scorer = f', +{point.scorer_latency_ms} ms scorer' if point.scorer_latency_ms else ''
+    scorer += f', +{point.central_latency_ms} ms central' if point.central_latency_ms else ''
     verdict = (
         ''
         if point.offered_rate is None

@@ -54,6 +54,11 @@ class Observations:
         times = [t for event_id, t in self.first_arrival_s.items() if event_id in self.produced_s]
         return max(times, default=None)
 
+    def first_arrival_s_overall(self) -> float | None:
+        """When the first output of any valid focus event arrived."""
+        times = [t for event_id, t in self.first_arrival_s.items() if event_id in self.produced_s]
+        return min(times, default=None)
+
     def first_produced_s(self) -> float | None:
         """When the first valid focus event was produced."""
         return min(self.produced_s.values(), default=None)

@@ -34,6 +34,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import requests
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -68,8 +69,36 @@ def focus_event_id(record: ConsumerRecord) -> str:
     return f'{record.topic}/{record.partition}/{record.offset}'
 
 
-class SimpleService:
-    """The simple alternative: a dict of contexts, one scorer request per focus event."""
+class Contexts(Protocol):
+    """Where a service keeps the customers' contexts between an entry and its focus events."""
+
+    def get(self, customer_id: int) -> CustomerContext | None:
+        """The customer's context, None if not kept."""
+
+    def put(self, customer_id: int, context: CustomerContext) -> None:
+        """Keep the customer's context."""
+
+
+class DictContexts:
+    """Contexts in a plain dict (the simple reference's)."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[int, CustomerContext] = {}
+
+    def get(self, customer_id: int) -> CustomerContext | None:
+        return self._contexts.get(customer_id)
+
+    def put(self, customer_id: int, context: CustomerContext) -> None:
+        self._contexts[customer_id] = context
+
+
+class CouponService:
+    """The seed's service, one record at a time: what the simple and the Quix references do.
+
+    An entry fetches the customer's context into ``contexts``; a focus event takes it from
+    there (fetching it then if absent), sends one scorer request with its department's coupons
+    and yields one prediction message per chosen coupon. ``stats`` counts what happened.
+    """
 
     def __init__(
         self, central: CentralClient, scorer_url: str, entry_topic: str, focus_topic: str
@@ -79,41 +108,29 @@ class SimpleService:
         self._scorer = requests.Session()
         self._scorer_url = scorer_url
         self._event_type = {entry_topic: ENTRY_EVENT_TYPE, focus_topic: FOCUS_EVENT_TYPE}
-        self._contexts: dict[int, CustomerContext] = {}
         self._catalogue = central.coupon_catalogue()
 
-    def __call__(self, record: ConsumerRecord) -> list[Output]:
+    def handle(self, raw: KafkaRecord, contexts: Contexts) -> list[Output]:
         """Handle one input record; return the prediction messages it yields."""
-        raw = KafkaRecord(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.key,
-            record.value,
-            record.timestamp,
-        )
         try:
-            event = parse_store_event(raw, self._event_type[record.topic])
+            event = parse_store_event(raw, self._event_type[raw.topic])
             if not isinstance(event, FocusEvent):
-                self._contexts[event.customer_id] = self._central.customer_context(
-                    event.customer_id
-                )
+                contexts.put(event.customer_id, self._central.customer_context(event.customer_id))
                 return []
-            return self._predict(event)
+            return self._predict(event, contexts)
         except InvalidEvent:
             self.stats['invalid'] += 1
         except (CentralUnavailable, requests.RequestException, KeyError, ValueError):
             self.stats['failed'] += 1
         return []
 
-    def _predict(self, focus: FocusEvent) -> list[Output]:
+    def _predict(self, focus: FocusEvent, contexts: Contexts) -> list[Output]:
         """Score the department's coupons for the customer; the chosen ones as messages."""
         self.stats['focus_events'] += 1
-        context = self._contexts.get(focus.customer_id)
+        context = contexts.get(focus.customer_id)
         if context is None:
-            context = self._contexts[focus.customer_id] = self._central.customer_context(
-                focus.customer_id
-            )
+            context = self._central.customer_context(focus.customer_id)
+            contexts.put(focus.customer_id, context)
         coupons = self._catalogue.get(focus.department_id)
         if not coupons:
             self.stats['unknown_department'] += 1
@@ -132,6 +149,28 @@ class SimpleService:
         if not chosen:
             self.stats['no_coupon'] += 1
         return [(*prediction_result_message(focus, coupon), []) for coupon in chosen]
+
+
+class SimpleService(CouponService):
+    """The simple alternative: a dict of contexts, one scorer request per focus event."""
+
+    def __init__(
+        self, central: CentralClient, scorer_url: str, entry_topic: str, focus_topic: str
+    ) -> None:
+        super().__init__(central, scorer_url, entry_topic, focus_topic)
+        self._contexts = DictContexts()
+
+    def __call__(self, record: ConsumerRecord) -> list[Output]:
+        """Handle one kafka-python record; return the prediction messages it yields."""
+        raw = KafkaRecord(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            record.timestamp,
+        )
+        return self.handle(raw, self._contexts)
 
 
 class Passthrough:
@@ -189,13 +228,13 @@ def serve(
                         producer.send(args.output_topic, key=key, value=value, headers=headers)
             producer.flush()
             consumer.commit()
-            _write_stats(args.stats_file, stats)
+            write_stats(args.stats_file, stats)
     finally:
         producer.close()
         consumer.close()
 
 
-def _write_stats(path: Path, stats: Counter[str]) -> None:
+def write_stats(path: Path, stats: Counter[str]) -> None:
     """Replace the stats file atomically."""
     partial = path.with_suffix('.tmp')
     partial.write_text(json.dumps(stats))
@@ -216,11 +255,8 @@ def _handler(args: argparse.Namespace) -> SimpleService | Passthrough:
     return SimpleService(central, args.scorer_url, args.entry_topic, args.focus_topic)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='python -m bench.references', description=__doc__.split('\n\n')[0]
-    )
-    parser.add_argument('kind', choices=('simple', 'passthrough'))
+def add_io_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every reference takes: broker, topics, group, stats file, stand-ins."""
     for flag in (
         '--bootstrap-servers',
         '--entry-topic',
@@ -232,6 +268,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--stats-file', type=Path, required=True)
     parser.add_argument('--central-url')
     parser.add_argument('--scorer-url')
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m bench.references', description=__doc__.split('\n\n')[0]
+    )
+    parser.add_argument('kind', choices=('simple', 'passthrough'))
+    add_io_arguments(parser)
     return parser
 
 

@@ -1,7 +1,7 @@
 """The outputs of a bench run: ``summary.json``, ``sweep.csv``, ``sweep.png`` and ``report.md``.
 
 ``sweep.csv`` has one row per point of every part (column ``section``: sweep, replay,
-batching, profile); the plot shows the sweep. The plot needs matplotlib
+batching, latency, profile); the plot shows the sweep. The plot needs matplotlib
 (``bench/requirements.txt``, installed by ``bench/run.sh``); without it the plot is skipped
 and the report says so.
 """
@@ -15,11 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.measure import PointResult
-from bench.plan import PIPELINE, Results
+from bench.plan import PIPELINE, Results, Saturation
 from bench.profiling import Profile
-from bench.systems import PASSTHROUGH, SIMPLE
+from bench.standin_capacity import StandinCapacity
+from bench.systems import PASSTHROUGH, QUIX, SIMPLE
 
-REFERENCES = (SIMPLE.name, PASSTHROUGH.name)
+REFERENCES = (SIMPLE.name, QUIX.name, PASSTHROUGH.name)
+SCORING_REFERENCES = (SIMPLE.name, QUIX.name)
 CSV_SKIPPED = {'processes'}
 PLOT = 'sweep.png'
 MISSING = '—'
@@ -134,7 +136,18 @@ def _summary(results: Results, info: RunInfo) -> dict[str, object]:
         'run': asdict(info),
         'plan': asdict(results.plan),
         'saturation': {**asdict(results.saturation), 'description': results.saturation.describe()},
-        'ratios': {'sweep': ratios(results.sweep), 'replay': ratios(results.replay)},
+        'ratios': {
+            'sweep': ratios(results.sweep),
+            'replay': ratios(results.replay),
+            'latency': ratios(results.latency),
+        },
+        'latency_capacities': [asdict(c) for c in results.latency_capacities],
+        'latency_capacity_ratio_pipeline_simple': _capacity_ratio(results.latency_capacities),
+        'standin_capacity': results.standins.as_dict() if results.standins else None,
+        'standin_use': [
+            {'section': p.section, 'load': p.load, 'label': p.label, **_standin_use(p, results)}
+            for p in results.points
+        ],
         'points': [point.as_dict() for point in results.points],
         'profile': results.profile.as_dict() if results.profile else None,
     }
@@ -165,11 +178,28 @@ def markdown(results: Results, info: RunInfo, image: str | None) -> str:
             _points_table(results.replay),
             _ratios_table(ratios(results.replay)),
         ]
+    if results.burst:
+        parts += [
+            f'## Burst: {plan.burst_visits} visits produced at once (first output after the first '
+            'message)',
+            _burst_table(results.burst),
+        ]
     if results.batching:
         parts += [
             f'## Batching at {plan.batching_rate:g} focus events/s',
             _points_table(results.batching),
         ]
+    if results.latency:
+        parts += [
+            f'## Realistic latency: scorer +{plan.latency_scorer_ms} ms, central '
+            f'+{plan.latency_central_ms} ms per request',
+            _latency_text(results),
+            _points_table(results.latency),
+            _ratios_table(ratios(results.latency)),
+        ]
+    if results.standins is not None:
+        parts += ['## The stand-ins: their capacity and what each point asked of them']
+        parts += [_standins_text(results.standins), _standin_use_table(results)]
     parts += [
         '## The pipeline\'s CPU by process (Python: driver and SDK harness; Prism: the runner)',
         _cpu_by_process_table([p for p in results.points if p.system == PIPELINE.name]),
@@ -181,6 +211,20 @@ def markdown(results: Results, info: RunInfo, image: str | None) -> str:
         ]
     parts += ['## How it was measured', HOW_MEASURED]
     return '\n\n'.join(parts) + '\n'
+
+
+def _burst_table(points: list[PointResult]) -> str:
+    """Per system: messages, the first output after the first focus event, the whole burst."""
+    rows = [
+        '| system | focus events | first output ms | p50 ms | p99 ms | max ms | throughput/s |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    rows += [
+        f'| {p.label} | {p.focus_events} | {_num(p.first_output_ms, 0)} | {_num(p.p50_ms, 0)} | '
+        f'{_num(p.p99_ms, 0)} | {_num(p.max_ms, 0)} | {_num(p.throughput)} |'
+        for p in points
+    ]
+    return '\n'.join(rows)
 
 
 def _headline(results: Results) -> str:
@@ -200,6 +244,12 @@ def _headline(results: Results) -> str:
             + ', '.join(f'{p.system} {_num(p.throughput)}/s' for p in results.replay)
             + '.'
         )
+    if results.burst:
+        bullets.append(
+            'First output of a burst after its first message: '
+            + ', '.join(f'{p.system} {_num(p.first_output_ms, 0)} ms' for p in results.burst)
+            + '.'
+        )
     points = results.points
     left = [
         f'{p.section} {p.load} {p.label}: {p.focus_events - p.processed} not processed, '
@@ -207,6 +257,10 @@ def _headline(results: Results) -> str:
         for p in points
         if p.processed < p.focus_events or p.missing_outputs
     ]
+    if results.latency:
+        bullets.append(_latency_capacity_sentence(results.latency_capacities))
+    if results.standins is not None:
+        bullets.append(_standin_headline(results))
     bullets.append('Left behind when the drain ended: ' + ('; '.join(left) or 'nothing') + '.')
     bullets.append(
         f'Lag at the end: {max((p.lag_end for p in points), default=0)} at most over '
@@ -227,7 +281,7 @@ def _comparison(at_load: dict[str, PointResult]) -> list[str]:
     scorer = ''.join(
         f'; {p.system} {_num(p.requests_per_focus, 3)} and {_num(p.rows_per_request)}'
         for p in references
-        if p.system == SIMPLE.name
+        if p.system in SCORING_REFERENCES
     )
     cost = '; '.join(
         f'{p.system} {_num(p.cpu_ms_per_focus)} ms CPU per focus event ({_num(p.cpu_cores, 2)} '
@@ -333,6 +387,122 @@ def _ratios_table(rows: Sequence[dict[str, object]]) -> str:
     )
 
 
+def _latency_capacity_sentence(capacities: Sequence[Saturation]) -> str:
+    """Each system's capacity with slow stand-ins, and the pipeline's over the simple one's."""
+    each = ', '.join(f'{c.system} {_capacity(c)}' for c in capacities)
+    ratio = _capacity_ratio(capacities)
+    return (
+        f'Capacity with realistic stand-in latency (highest load kept up with): {each}; '
+        f'pipeline ÷ simple {_num(ratio, 2)}.'
+    )
+
+
+def _capacity(saturation: Saturation) -> str:
+    """``N/s``, ``≥ N/s`` if it never missed, ``< N/s`` if it missed the lowest load."""
+    if saturation.highest_kept_up is None:
+        return f'< {saturation.first_missed:g}/s'
+    bound = '≥ ' if saturation.first_missed is None else ''
+    return f'{bound}{saturation.highest_kept_up:g}/s'
+
+
+def _capacity_ratio(capacities: Sequence[Saturation]) -> float | None:
+    """The pipeline's capacity over the simple reference's (the highest loads each kept up with)."""
+    by_system = {c.system: c.highest_kept_up for c in capacities}
+    return _ratio(by_system.get(PIPELINE.name), by_system.get(SIMPLE.name))
+
+
+def _latency_text(results: Results) -> str:
+    plan = results.plan
+    return (
+        f'A second pair of stand-ins (scorer `--latency-ms {plan.latency_scorer_ms}`, central '
+        f'`--latency-ms {plan.latency_central_ms}`); the scoring systems at '
+        f'{", ".join(f"{r:g}" for r in plan.latency_loads)} focus events/s, each until the first '
+        f'load it did not keep up with. ' + _latency_capacity_sentence(results.latency_capacities)
+    )
+
+
+def _standin_use(point: PointResult, results: Results) -> dict[str, float | None]:
+    """What ``point`` asked of the stand-ins, per second and as a share of their capacity."""
+    capacity = results.standins
+    scorer_capacity = capacity.scorer(point.rows_per_request) if capacity else None
+    central_capacity = capacity.central if capacity else None
+    return {
+        'scorer_requests_per_s': point.scorer_requests_per_s,
+        'scorer_capacity_per_s': scorer_capacity,
+        'scorer_share': _ratio(point.scorer_requests_per_s, scorer_capacity),
+        'central_requests_per_s': point.central_requests_per_s,
+        'central_capacity_per_s': central_capacity,
+        'central_share': _ratio(point.central_requests_per_s, central_capacity),
+    }
+
+
+def _standin_headline(results: Results) -> str:
+    uses = [_standin_use(p, results) for p in results.points]
+    scorer = max((u['scorer_share'] or 0.0 for u in uses), default=0.0)
+    central = max((u['central_share'] or 0.0 for u in uses), default=0.0)
+    return (
+        f'Stand-ins: at most {scorer:.0%} of the scorer\'s capacity and {central:.0%} of the '
+        f'central\'s over all points (a stand-in near 100 % would be the bottleneck).'
+    )
+
+
+def _standins_text(capacity: StandinCapacity) -> str:
+    rows = [
+        [
+            f.endpoint,
+            str(f.rows) if f.rows else MISSING,
+            str(f.threads),
+            str(f.requests),
+            _num(f.seconds),
+            _num(f.per_s, 0),
+        ]
+        for f in capacity.figures
+    ]
+    table = _table(('endpoint', 'rows', 'client threads', 'requests', 's', 'requests/s'), rows)
+    return (
+        'Each stand-in alone, before the sweep, with 1 and 4 client threads in the bench '
+        '(keep-alive sessions; the clients share the cores with the stand-in, so these are lower '
+        'bounds):\n\n' + table + '\n\nPer point, the requests/s the system asked of each '
+        'stand-in over its window, and that as a share of the stand-in\'s capacity ("stand-in at '
+        'X % of its capacity"): the scorer\'s at the point\'s rows per request (time per request '
+        'interpolated between 1 and 50 rows), the central\'s context route\'s. The capacity is '
+        'that of the stand-ins without added latency: a stand-in\'s added latency is a wait in '
+        'its own request thread, not work, so it lowers what one client gets, not what the '
+        'stand-in can serve.'
+    )
+
+
+def _standin_use_table(results: Results) -> str:
+    rows = []
+    for p in results.points:
+        use = _standin_use(p, results)
+        rows.append(
+            [
+                p.section,
+                p.load,
+                p.label,
+                f'{p.scorer_latency_ms}/{p.central_latency_ms}',
+                _num(use['scorer_requests_per_s']),
+                _num(p.rows_per_request),
+                _percent(use['scorer_share']),
+                _num(use['central_requests_per_s']),
+                _percent(use['central_share']),
+            ]
+        )
+    headers = (
+        'part',
+        'load',
+        'system',
+        'stand-ins +ms (scorer/central)',
+        'scorer req/s',
+        'rows/req',
+        'scorer at % of capacity',
+        'central req/s',
+        'central at % of capacity',
+    )
+    return _table(headers, rows)
+
+
 def _profile_text(profile: Profile, point: PointResult) -> str:
     processes = ', '.join(f"{p['name']} {p['cpu_s']} s" for p in point.processes)
     lines = [
@@ -374,12 +544,16 @@ customers, 1 % malformed); the broker and the stand-ins are shared by all points
 Systems: **pipeline** is `python -m pipeline --runner=DirectRunner` (on Prism); **simple** is
 a kafka-python loop doing the same work one message at a time (context fetched on entry and
 kept in a dict, one scorer request per focus event with all the department's coupons, top 5
-at or above 0.2, one message per coupon); **passthrough** forwards each focus message
-unchanged (the ceiling of a kafka-python consume-and-produce).
+at or above 0.2, one message per coupon); **quix** is the same work with the same functions
+as a Quix Streams application (the two input topics as concatenated dataframes, the contexts
+in its RocksDB state keyed by the message key, the customer_id, one scorer request per focus
+event, at-least-once with a checkpoint every second); **passthrough** forwards each focus
+message unchanged (the ceiling of a kafka-python consume-and-produce).
 
 - *processed*: valid focus events whose first output arrived, plus those the system reports
   as legitimately producing none (no coupon at or above the threshold: the pipeline's
-  `selection.no_coupon_above_threshold`, the simple reference's own count), over those sent.
+  `selection.no_coupon_above_threshold`, the simple and Quix references' own count), over
+  those sent.
 - *missing*: focus events whose output is due but never arrived, by the integration tests'
   independent model (`tests/integration/scenario.py`: the central's database and the
   scorer's weights) for the scoring systems, and every focus event for the passthrough.
@@ -392,7 +566,8 @@ unchanged (the ceiling of a kafka-python consume-and-produce).
 - *drain*: after the load, until all are processed, the drain timeout, or 10 s without progress;
   *drain s* is from the end of the load to the last first output.
 - *keeps up*: at least 99 % processed and throughput at least 90 % of the rate sent.
-- *scorer req/focus*, *rows/req*: the scorer stand-in's `GET /metrics` before and after.
+- *scorer req/focus*, *rows/req*: the scorer stand-in's `GET /metrics` before and after;
+  *central req/s* likewise from the central's `GET /metrics`, over the window.
 - *CPU s*: user + system CPU of the system's process group (`/proc/<pid>/stat`: the Python
   driver and its Prism child for the pipeline) from the start of the load to the end of the
   drain; *CPU cores* is that over the window; *machine cores* is the whole machine's busy CPU

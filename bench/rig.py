@@ -1,8 +1,8 @@
 """The bench's own outside world: a Kafka broker, the central and the scorer stand-ins.
 
 The broker listens on its own port (default 19292, controller 19293) with its data under
-``.local/bench/kafka``; the stand-ins take free ports and keep their files under
-``.local/bench/services``. A broker already running on that port from an earlier bench run
+``.local/bench/kafka-<port>`` (a bench run on another port does not share it); the stand-ins
+take free ports and keep their files under ``.local/bench/services-*``. A broker already running on that port from an earlier bench run
 is reused (and left running), as :class:`standins.kafka.broker.KafkaBroker` does.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
@@ -52,6 +52,7 @@ class Rig:
     services: LocalServices
     offsets: OffsetReader
     scorer_latency_ms: int = 0
+    central_latency_ms: int = 0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -78,9 +79,18 @@ class Rig:
 
     def delete_topics(self, topics: Topics) -> None:
         """Delete a point's topics, so the broker does not grow over a run."""
+        self._delete(lambda admin: list(topics.names))
+
+    def delete_topics_containing(self, text: str) -> None:
+        """Delete every topic whose name contains ``text`` (e.g. a system's own state topics)."""
+        self._delete(lambda admin: [name for name in admin.list_topics() if text in name])
+
+    def _delete(self, names: Callable[[KafkaAdminClient], list[str]]) -> None:
+        """Delete the topics ``names`` picks (none: nothing)."""
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id='bench-admin')
         try:
-            admin.delete_topics(topics.names, timeout_ms=10_000)
+            if chosen := names(admin):
+                admin.delete_topics(chosen, timeout_ms=10_000)
         finally:
             admin.close()
             self.offsets.reset()  # its consumer would keep asking for the deleted topics' metadata
@@ -90,6 +100,10 @@ class Rig:
         base_url = self.services.scorer_url.removesuffix(PREDICT_PATH)
         counts = requests.get(f'{base_url}/metrics', timeout=5).json()
         return ScorerCounts(counts['requests'], counts['instances'], counts['rejected'])
+
+    def central_requests(self) -> int:
+        """Data requests the central has answered so far (contexts and catalogues)."""
+        return requests.get(f'{self.services.central_url}/metrics', timeout=5).json()['requests']
 
     def consumer_lag(self, group: str, topics: Topics) -> int:
         """End offsets of the input topics minus the group's committed offsets (none = 0)."""
@@ -107,7 +121,9 @@ class Rig:
 @contextlib.contextmanager
 def running_rig(kafka_port: int = DEFAULT_KAFKA_PORT, scorer_latency_ms: int = 0) -> Iterator[Rig]:
     """Start the broker (or reuse the bench's running one) and the stand-ins; stop what started."""
-    broker = KafkaBroker(port=kafka_port, data_dir=LOCAL_DIR / 'kafka', log_dir=LOCAL_DIR / 'logs')
+    broker = KafkaBroker(
+        port=kafka_port, data_dir=LOCAL_DIR / f'kafka-{kafka_port}', log_dir=LOCAL_DIR / 'logs'
+    )
     with (
         broker,
         services_with(scorer_latency_ms) as services,
@@ -117,26 +133,41 @@ def running_rig(kafka_port: int = DEFAULT_KAFKA_PORT, scorer_latency_ms: int = 0
 
 
 @contextlib.contextmanager
-def with_scorer_latency(rig: Rig, latency_ms: int) -> Iterator[Rig]:
-    """The same broker with a second pair of stand-ins whose scorer waits ``latency_ms`` per request."""
-    with services_with(latency_ms) as services, _rig(rig.kafka, services, latency_ms) as other:
+def with_latency(rig: Rig, scorer_latency_ms: int, central_latency_ms: int = 0) -> Iterator[Rig]:
+    """The same broker with a second pair of stand-ins that wait this long per request."""
+    with (
+        services_with(scorer_latency_ms, central_latency_ms) as services,
+        _rig(rig.kafka, services, scorer_latency_ms, central_latency_ms) as other,
+    ):
         yield other
 
 
 @contextlib.contextmanager
-def services_with(scorer_latency_ms: int) -> Iterator[LocalServices]:
-    """The central and the scorer on free ports, files under ``.local/bench/services-<latency>ms``."""
-    local_dir = LOCAL_DIR / f'services-{scorer_latency_ms}ms'
+def services_with(scorer_latency_ms: int, central_latency_ms: int = 0) -> Iterator[LocalServices]:
+    """The central and the scorer on free ports, files under
+    ``.local/bench/services-<scorer latency>ms[-central-<central latency>ms]``."""
+    central = f'-central-{central_latency_ms}ms' if central_latency_ms else ''
+    local_dir = LOCAL_DIR / f'services-{scorer_latency_ms}ms{central}'
     with LocalServices(
-        central_port=0, scorer_port=0, scorer_latency_ms=scorer_latency_ms, local_dir=local_dir
+        central_port=0,
+        scorer_port=0,
+        scorer_latency_ms=scorer_latency_ms,
+        central_latency_ms=central_latency_ms,
+        local_dir=local_dir,
     ) as services:
         yield services
 
 
 @contextlib.contextmanager
-def _rig(broker: KafkaBroker, services: LocalServices, scorer_latency_ms: int) -> Iterator[Rig]:
+def _rig(
+    broker: KafkaBroker,
+    services: LocalServices,
+    scorer_latency_ms: int,
+    central_latency_ms: int = 0,
+) -> Iterator[Rig]:
     """A rig over running parts; its Kafka clients are closed on exit."""
-    rig = Rig(broker, services, OffsetReader(broker.bootstrap_servers), scorer_latency_ms)
+    offsets = OffsetReader(broker.bootstrap_servers)
+    rig = Rig(broker, services, offsets, scorer_latency_ms, central_latency_ms)
     try:
         yield rig
     finally:

@@ -2,7 +2,7 @@
 # The benchmark in one command:  bench/run.sh [--quick] [--out DIR] [--kafka-port P]
 # Installs what is missing (scripts/bootstrap.sh, then bench/requirements.txt into .venv),
 # starts its own Kafka broker (port 19292) and stand-ins (free ports), measures the pipeline
-# and the two references, stops what it started, writes bench/results/<timestamp>/ and
+# and the three references, stops what it started, writes bench/results/<timestamp>/ and
 # prints the report. See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""The systems under test: the pipeline and the two references, each started on its own topics.
+"""The systems under test: the pipeline and the three references, each started on its own topics.
 
 A system runs as its own process group (so that its CPU and memory can be read from
 ``/proc``), reads the entry and focus topics with its own consumer group, writes to the
@@ -57,7 +57,7 @@ class System(Protocol):
 
     @property
     def name(self) -> str:
-        """'pipeline', 'simple' or 'passthrough'."""
+        """'pipeline', 'simple', 'quix' or 'passthrough'."""
 
     @property
     def label(self) -> str:
@@ -149,12 +149,12 @@ class Reference:
         return read_stats(self._stats_file(run)).get('no_coupon', 0)
 
     def _command(self, run: Run) -> list[str]:
+        return [sys.executable, '-m', 'bench.references', self.name, *self._io_arguments(run)]
+
+    def _io_arguments(self, run: Run) -> list[str]:
+        """The options every reference takes (``bench.references.add_io_arguments``)."""
         services = run.rig.services
         return [
-            sys.executable,
-            '-m',
-            'bench.references',
-            self.name,
             '--bootstrap-servers',
             run.rig.bootstrap_servers,
             '--entry-topic',
@@ -178,6 +178,31 @@ class Reference:
         return run.work_dir / 'stats.json'
 
 
+@dataclass(frozen=True)
+class QuixReference(Reference):
+    """``bench.quix_reference``: its state lives in the run's directory, and the changelog topics
+    Quix creates (named after the consumer group) are deleted when it stops."""
+
+    @contextlib.contextmanager
+    def running(self, run: Run) -> Iterator[int]:
+        try:
+            with super().running(run) as pid:
+                yield pid
+        finally:
+            run.rig.delete_topics_containing(self.group(run))
+
+    def _command(self, run: Run) -> list[str]:
+        state_dir = str(run.work_dir / 'state')
+        return [
+            sys.executable,
+            '-m',
+            'bench.quix_reference',
+            *self._io_arguments(run),
+            '--state-dir',
+            state_dir,
+        ]
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL the whole group if it is still there after ``STOP_TIMEOUT_S``."""
     process.send_signal(signal.SIGTERM)
@@ -189,4 +214,5 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 SIMPLE = Reference('simple', scores=True)
+QUIX = QuixReference('quix', scores=True)
 PASSTHROUGH = Reference('passthrough', scores=False)

@@ -63,15 +63,23 @@ class LocalServices:
         customers: int = DEFAULT_CUSTOMERS,
         scorer_latency_ms: int = 0,
         scorer_max_concurrency: int = 0,
+        central_latency_ms: int | None = None,
         scorer_options: Sequence[str] = (),
         local_dir: Path = LOCAL_DIR,
         seed: int = DEFAULT_SEED,
     ) -> None:
-        """``scorer_options``: more of the scorer's command-line options (e.g. its fault knobs)."""
+        """``scorer_options``: more of the scorer's command-line options (e.g. its fault knobs);
+        ``central_latency_ms``: the central's artificial delay per request (its ``--latency-ms``;
+        None leaves it to the central's default, ``$CENTRAL_LATENCY_MS`` or 0)."""
         self.local_dir = local_dir
         self.customers = customers
         self.seed = seed
-        self._central = _Service("central", central_port, ["--db", str(self.db_path)])
+        central_latency = (
+            [] if central_latency_ms is None else ["--latency-ms", str(central_latency_ms)]
+        )
+        self._central = _Service(
+            "central", central_port, ["--db", str(self.db_path), *central_latency]
+        )
         self._scorer = _Service(
             "scorer",
             scorer_port,

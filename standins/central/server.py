@@ -3,6 +3,7 @@
 GET /customers/{id}/context   one customer's row
 GET /departments/{id}/coupons one department's coupons, by coupon_id
 GET /coupons                  the whole catalogue, keyed by department id
+GET /metrics                  requests answered so far: {"requests": n, "context": c, "coupons": k}
 GET /health                   liveness
 
 python -m standins.central.server --port 8701 --db .local/central/central.sqlite3
@@ -74,18 +75,51 @@ class CentralStore:
         return conn
 
 
+class RequestCounts:
+    """Data requests the central received (all but /health and /metrics), shared by its threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = {"requests": 0, "context": 0, "coupons": 0}
+
+    def count(self, path: str) -> None:
+        """Count one request for ``path``, also by route for the context and catalogue routes."""
+        with self._lock:
+            self._counts["requests"] += 1
+            if _CUSTOMER_CONTEXT.fullmatch(path):
+                self._counts["context"] += 1
+            elif path == "/coupons":
+                self._counts["coupons"] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters now."""
+        with self._lock:
+            return dict(self._counts)
+
+
 class CentralHandler(JsonRequestHandler):
     """HTTP routes of the central."""
 
-    def __init__(self, store: CentralStore, latency_s: float, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        store: CentralStore,
+        latency_s: float,
+        *args: Any,
+        counts: RequestCounts | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.store = store
         self.latency_s = latency_s
+        self.counts = counts or RequestCounts()
         super().__init__(*args, **kwargs)
 
     def get(self, path: str) -> Response:
         """Answer the central's GET routes, after the configured artificial latency."""
         if path == "/health":
             return HTTPStatus.OK, {"status": "ok"}
+        if path == "/metrics":
+            return HTTPStatus.OK, self.counts.snapshot()
+        self.counts.count(path)
         time.sleep(self.latency_s)
         if match := _CUSTOMER_CONTEXT.fullmatch(path):
             return self._customer_context(_parse_id(match[1], "customer_id"))
@@ -132,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     store = CentralStore(args.db)
-    serve(partial(CentralHandler, store, args.latency_ms / 1000), args.port, args.access_log)
+    handler = partial(CentralHandler, store, args.latency_ms / 1000, counts=RequestCounts())
+    serve(handler, args.port, args.access_log)
 
 
 if __name__ == "__main__":
