@@ -19,12 +19,14 @@ _PGRP, _UTIME, _STIME = 2, 11, 12
 
 @dataclass(frozen=True)
 class ProcessUsage:
-    """One process: its name, CPU seconds so far (user + system) and peak RSS (VmHWM)."""
+    """One process: its name, CPU seconds so far (user + system), peak RSS (VmHWM) and RSS now
+    (VmRSS)."""
 
     pid: int
     name: str
     cpu_s: float
     peak_rss_kib: int
+    rss_kib: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,9 @@ def _usage(entry: Path) -> tuple[ProcessUsage, int] | None:
     name = stat[stat.index('(') + 1 : stat.rindex(')')]
     fields = stat[stat.rindex(')') + 2 :].split()
     cpu_s = (int(fields[_UTIME]) + int(fields[_STIME])) / _CLOCK_TICKS
-    usage = ProcessUsage(int(entry.name), name, cpu_s, _status_kib(status, 'VmHWM'))
+    usage = ProcessUsage(
+        int(entry.name), name, cpu_s, _status_kib(status, 'VmHWM'), _status_kib(status, 'VmRSS')
+    )
     return usage, int(fields[_PGRP])
 
 
