@@ -190,7 +190,8 @@ SETTINGS: tuple[Setting, ...] = (
         'CONTEXT_TTL_SECONDS',
         _positive_float,
         4 * 3600.0,
-        'how long a customer context is kept after the customer\'s last event (event time)',
+        'how long a customer context is kept after the customer\'s last event (event time; '
+        'the expiry is rounded up to the minute)',
     ),
     Setting(
         'watermark_lag_s',

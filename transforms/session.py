@@ -9,7 +9,8 @@ Out: ``ready``          PCollection[tuple[FocusEvent, CustomerContext]]: every
 State, per customer_id (a stateful DoFn in the global window): one cell with the
 customer's latest context (a repeated entry replaces it) and the newest event
 time seen, and an event-time timer at newest event time + ``ttl_s`` that clears
-it, so memory stays bounded over days. One cell, because every state read is a
+it, so memory stays bounded over days (the expiry time is rounded up to a one-minute
+grid: a minute's sessions expire in one timer bundle). One cell, because every state read is a
 round trip to the runner (Prism gives no cache tokens, so nothing is cached
 across bundles): two cells doubled the session's waits.
 
@@ -31,6 +32,7 @@ focus_timed_out), and it delayed every early focus event by the wait.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Iterator, Optional, Union
 
@@ -53,6 +55,13 @@ SessionInput = Union[tuple[EntryEvent, CustomerContext], FocusEvent]
 @dataclasses.dataclass(frozen=True)
 class SessionConfig:
     ttl_s: float = 4 * 3600.0
+    # Expiry times are rounded up to this grid, so that the sessions of a minute expire in one
+    # timer bundle: on Prism every bundle a stateful stage runs scans all its keys.
+    expiry_grid_s: float = 60.0
+
+    def expiry_s(self, newest_event_s: float) -> float:
+        """When a session whose newest event was at ``newest_event_s`` expires."""
+        return math.ceil((newest_event_s + self.ttl_s) / self.expiry_grid_s) * self.expiry_grid_s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +117,7 @@ class _CustomerSessionFn(beam.DoFn):
                 session = dataclasses.replace(session, context=context)
                 yield beam.pvalue.TaggedOutput(ENTRIES_ENDED, EndedOffsets.of(entry.source))
         session_state.write(session)
-        expiry_timer.set(Timestamp.of(session.newest_event_s + self._config.ttl_s))
+        expiry_timer.set(Timestamp.of(self._config.expiry_s(session.newest_event_s)))
 
     def _context_for(
         self, focus: FocusEvent, stored: Optional[CustomerContext]

@@ -202,11 +202,11 @@ def test_context_fetched_for_a_focus_serves_later_focus_without_asking_again(cen
 
 def test_focus_after_ttl_expiry_is_not_enriched_from_the_expired_context(central):
     expired = context(CUSTOMER, age_range='18-25')
-    f = focus(CUSTOMER, T + CONFIG.ttl_s + 50)
+    f = focus(CUSTOMER, CONFIG.expiry_s(T) + 50)
 
     run_sessions(
         central,
-        [arrives_entry(T, expired), Watermark(T + CONFIG.ttl_s + 1), f],
+        [arrives_entry(T, expired), Watermark(CONFIG.expiry_s(T) + 1), f],
         ready=[(f, central_context(CUSTOMER))],
     )
 
@@ -248,3 +248,11 @@ def test_context_of_one_customer_is_not_given_to_another(central):
     )
 
     assert central.asked_for == [CUSTOMER + 1]
+
+
+def test_sessions_expire_on_a_one_minute_grid_at_least_the_ttl_after_the_newest_event():
+    config = SessionConfig(ttl_s=100.0)
+
+    assert config.expiry_s(1_000_000.0) == 1_000_140.0  # 1,000,100 rounded up to the minute
+    assert config.expiry_s(1_000_040.0) == 1_000_140.0  # the same bundle of timers
+    assert config.expiry_s(1_000_040.5) == 1_000_200.0
