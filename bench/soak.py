@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
+import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -51,6 +53,8 @@ class Sample:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM ends the soak as Ctrl-C does: what it started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
     out_dir = RESULTS_DIR / time.strftime('soak-%Y%m%d-%H%M%S')
     out_dir.mkdir(parents=True)
     broker = KafkaBroker(
