@@ -24,8 +24,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from bench.references import FOCUS_ID_HEADER, focus_event_id
-from transforms.domain import KafkaRecord
 from transforms.events import FOCUS_EVENT_TYPE, InvalidEvent, parse_store_event
+from transforms.kafka_python import kafka_record
 
 POLL_TIMEOUT_MS = 50
 READY_TIMEOUT_S = 30.0
@@ -73,14 +73,7 @@ class Observations:
 
     def add_focus(self, record: ConsumerRecord) -> None:
         """Record a focus-topic record's produce time, if it is a valid focus event."""
-        raw = KafkaRecord(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.key,
-            record.value,
-            record.timestamp,
-        )
+        raw = kafka_record(record)
         try:
             focus = parse_store_event(raw, FOCUS_EVENT_TYPE)
         except InvalidEvent:

@@ -49,6 +49,7 @@ from transforms.domain import (
     KafkaRecord,
 )
 from transforms.events import ENTRY_EVENT_TYPE, FOCUS_EVENT_TYPE, InvalidEvent, parse_store_event
+from transforms.kafka_python import kafka_record
 from transforms.messages import prediction_result_message
 from transforms.scoring import scorer_instance
 from transforms.selection import top_coupons
@@ -162,14 +163,7 @@ class SimpleService(CouponService):
 
     def __call__(self, record: ConsumerRecord) -> list[Output]:
         """Handle one kafka-python record; return the prediction messages it yields."""
-        raw = KafkaRecord(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.key,
-            record.value,
-            record.timestamp,
-        )
+        raw = kafka_record(record)
         return self.handle(raw, self._contexts)
 
 

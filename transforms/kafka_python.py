@@ -195,7 +195,8 @@ class _WatermarkState(WatermarkEstimatorProvider):
         return ManualWatermarkEstimator(state)
 
 
-def _to_record(message: Any) -> KafkaRecord:
+def kafka_record(message: Any) -> KafkaRecord:
+    """A kafka-python ConsumerRecord as the pipeline's KafkaRecord."""
     return KafkaRecord(
         topic=message.topic,
         partition=message.partition,
@@ -296,7 +297,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                     GAPS, EndedOffsets(tp.topic, tp.partition, message.offset, next_offset)
                 )
                 continue
-            yield beam.window.TimestampedValue(_to_record(message), message.timestamp / 1000)
+            yield beam.window.TimestampedValue(kafka_record(message), message.timestamp / 1000)
         self._progress.read((tp.topic, tp.partition), start, next_offset)
         self._advance_watermark(watermark, newest_ms)
         tracker.defer_remainder()
