@@ -7,12 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-
-stamp=.venv/.bench-requirements.sha256
-wanted=$(sha256sum bench/requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  .venv/bin/pip install --quiet -r bench/requirements.txt
-  echo "$wanted" > "$stamp"
-fi
+bench/install.sh
 
 exec .venv/bin/python -m bench "$@"

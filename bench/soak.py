@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.procstat import group_usage
-from bench.rig import DEFAULT_KAFKA_PORT, LOCAL_DIR
+from bench.rig import LOCAL_DIR
 from standins.kafka.broker import KafkaBroker, create_topics
 from standins.services import REPO_ROOT, LocalServices
 from standins.store_traffic.producer import TrafficConfig, produce
 from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline
 
 SAMPLE_EVERY_S = 30.0
+SOAK_KAFKA_PORT = 19692  # apart from the tests' (19192, 19492) and the bench's (19292)
 RESULTS_DIR = REPO_ROOT / 'bench' / 'results'
 LATEST = RESULTS_DIR / 'soak-latest.md'
 
@@ -162,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--rate', type=float, default=50)
     parser.add_argument('--customers', type=int, default=1_000_000)
     parser.add_argument('--ttl-s', type=float, default=600)
-    parser.add_argument('--kafka-port', type=int, default=DEFAULT_KAFKA_PORT + 200)
+    parser.add_argument('--kafka-port', type=int, default=SOAK_KAFKA_PORT)
     return parser
 
 
