@@ -22,10 +22,9 @@ from pathlib import Path
 
 from bench.plan import FULL, QUICK, Plan, Results, run_plan
 from bench.report import PLOT, RunInfo, write_outputs
-from bench.rig import DEFAULT_KAFKA_PORT, running_rig
+from bench.rig import DEFAULT_KAFKA_PORT, RESULTS_DIR, running_rig
 from standins.services import REPO_ROOT
 
-RESULTS_DIR = REPO_ROOT / 'bench' / 'results'
 LATEST = RESULTS_DIR / 'latest.md'
 LATEST_PLOT = RESULTS_DIR / 'latest-sweep.png'
 

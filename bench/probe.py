@@ -51,13 +51,14 @@ class Observations:
 
     def last_arrival_s(self) -> float | None:
         """When the last valid focus event got its first output."""
-        times = [t for event_id, t in self.first_arrival_s.items() if event_id in self.produced_s]
-        return max(times, default=None)
+        return max(self._valid_arrivals_s(), default=None)
 
     def first_arrival_s_overall(self) -> float | None:
         """When the first output of any valid focus event arrived."""
-        times = [t for event_id, t in self.first_arrival_s.items() if event_id in self.produced_s]
-        return min(times, default=None)
+        return min(self._valid_arrivals_s(), default=None)
+
+    def _valid_arrivals_s(self) -> list[float]:
+        return [t for event_id, t in self.first_arrival_s.items() if event_id in self.produced_s]
 
     def first_produced_s(self) -> float | None:
         """When the first valid focus event was produced."""

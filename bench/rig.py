@@ -25,6 +25,7 @@ from tests.integration.scenario import IndependentModel
 
 DEFAULT_KAFKA_PORT = 19292
 LOCAL_DIR = REPO_ROOT / '.local' / 'bench'
+RESULTS_DIR = REPO_ROOT / 'bench' / 'results'
 PARTITIONS = 3
 
 

@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.procstat import group_usage
-from bench.rig import LOCAL_DIR
+from bench.rig import LOCAL_DIR, RESULTS_DIR
 from standins.kafka.broker import KafkaBroker, create_topics
-from standins.services import REPO_ROOT, LocalServices
+from standins.services import LocalServices
 from standins.store_traffic.producer import TrafficConfig, produce
 from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline
 
 SAMPLE_EVERY_S = 30.0
 SOAK_KAFKA_PORT = 19692  # apart from the tests' (19192, 19492) and the bench's (19292)
-RESULTS_DIR = REPO_ROOT / 'bench' / 'results'
 LATEST = RESULTS_DIR / 'soak-latest.md'
 
 
