@@ -26,8 +26,6 @@ from typing import Any, Callable, Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 
-_MAX_POLL_RECORDS = 500
-
 
 class SharedFetcher:
     """The process's consumer for one run of the read."""
@@ -90,7 +88,7 @@ class SharedFetcher:
         waiting = [tp for tp, records in self._waiting.items() if records]
         consumer.pause(*waiting)
         consumer.resume(*(tp for tp in self._next if tp not in waiting))
-        fetched = consumer.poll(timeout_ms=wait_ms, max_records=_MAX_POLL_RECORDS)
+        fetched = consumer.poll(timeout_ms=wait_ms)  # at most its max_poll_records
         for tp, records in fetched.items():
             self._waiting.setdefault(tp, []).extend(records)
 

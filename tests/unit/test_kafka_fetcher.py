@@ -39,7 +39,7 @@ class FakeConsumer:
     def resume(self, *tps):
         self.paused -= set(tps)
 
-    def poll(self, timeout_ms, max_records):
+    def poll(self, timeout_ms):
         self.waits.append(timeout_ms)
         return self.polls.pop(0) if self.polls else {}
 
