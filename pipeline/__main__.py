@@ -34,6 +34,7 @@ from apache_beam.runners.runner import PipelineResult, PipelineState
 from kafka.errors import KafkaError
 
 from pipeline.exporter import ConsumerLag, OperatorView, PipelineStatus
+from pipeline.flink import FlinkConfigError, with_flink_defaults
 from pipeline.metrics import report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import route_runner
@@ -86,10 +87,10 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     if argv and ('-h' in argv or '--help' in argv):
         print_help()
         return 0
-    options = PipelineOptions(argv)
     try:
+        options = PipelineOptions(with_flink_defaults(sys.argv[1:] if argv is None else argv))
         settings = resolve_settings(options)
-    except ConfigError as error:
+    except (ConfigError, FlinkConfigError) as error:
         print(f'coupon-scoring: configuration error: {error}', file=sys.stderr)
         return 2
     mask_secrets_in_logs(settings)

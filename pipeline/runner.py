@@ -23,6 +23,7 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import (
     PipelineOptions,
+    PortableOptions,
     PrismRunnerOptions,
     StandardOptions,
 )
@@ -70,3 +71,13 @@ def route_runner(options: PipelineOptions) -> PipelineOptions:
         prism = options.view_as(PrismRunnerOptions)
         prism.prism_location = prism.prism_location or str(prism_binary())
     return options
+
+
+def one_worker_process(options: PipelineOptions) -> bool:
+    """Whether every Python DoFn runs in the submitting process: the LOOPBACK environment,
+    Prism's default. Flink's PROCESS environment starts a worker process per TaskManager
+    (``--sdk_worker_parallelism`` of them)."""
+    environment = options.view_as(PortableOptions).environment_type
+    if environment:
+        return environment.upper() == 'LOOPBACK'
+    return options.view_as(StandardOptions).runner in ('PrismRunner', *_DIRECT_RUNNERS)

@@ -7,7 +7,8 @@
           ── PublishPredictions
   dead letters of every stage (and refused predictions) ── PublishDeadLetters
   every record's end (published, stored, nothing to publish) ── CommitEndedOffsets
-    (what a Kafka writer published is committed by the writer itself, at once)
+    (with one worker process, what a Kafka writer published is committed by the writer
+    itself, at once; with several, by partition in a keyed step)
 
 KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam: one expansion-service JVM serves
 every Kafka transform, and runs only while the pipeline is built (expansion happens then).
@@ -25,6 +26,7 @@ import apache_beam as beam
 from apache_beam.transforms.external import JavaJarExpansionService
 
 from pipeline.options import Settings
+from pipeline.runner import one_worker_process
 from pipeline.xlang.runtime import expansion_service
 from transforms.central import CentralConfig
 from transforms.context import FetchCustomerContext
@@ -96,7 +98,7 @@ def build_pipeline(
     whose quarantined records become poison_pill dead letters."""
     run_id = uuid.uuid4().hex
     with kafka_expansion_service(settings) as java:
-        _apply(p, settings, PipelineRun(run_id, java, journal))
+        _apply(p, settings, PipelineRun(run_id, java, journal, one_worker_process(p.options)))
     return run_id
 
 
@@ -107,6 +109,8 @@ class PipelineRun:
     run_id: str
     java: Optional[JavaJarExpansionService]
     journal: Optional[FailureJournal]
+    # every Python DoFn runs in this process: the offset frontiers live in its memory
+    one_process: bool = True
 
     def quarantined(self, settings: Settings) -> dict[str, str]:
         return self.journal.quarantined(settings.quarantine_after) if self.journal else {}
@@ -116,12 +120,14 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     kafka = kafka_connection(settings)
     central = central_config(settings)
     journal = run.journal
+    commit_on_acknowledgement = settings.group_id and run.one_process  # else: ended, keyed
     write_to = functools.partial(
         WriteKafkaMessages,
         kafka,
         expansion_service=run.java,
-        # without a consumer group nothing is committed
-        on_acknowledged=CommitOnAcknowledgement(kafka, run.run_id) if settings.group_id else None,
+        on_acknowledged=CommitOnAcknowledgement(kafka, run.run_id)
+        if commit_on_acknowledgement
+        else None,
     )
 
     read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
@@ -173,5 +179,6 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
                 dead_lettered,
             )
             | 'AllEnded' >> beam.Flatten()
-            | 'CommitEndedOffsets' >> CommitEndedOffsets(kafka, run.run_id)
+            | 'CommitEndedOffsets'
+            >> CommitEndedOffsets(kafka, run.run_id, keyed=not run.one_process)
         )

@@ -6,7 +6,7 @@ In:  PCollection[EndedOffsets] from every place a record ends: its entry's conte
      letters) it ends itself, through ``CommitOnAcknowledgement``, as the broker
      acknowledges it.
 Out: nothing; offsets committed to the consumer group.
-State: in the worker process, not in Beam state: per topic-partition, the next offset to
+State: in the worker process (``keyed=True``: in Beam state), per topic-partition, the next offset to
   commit (first the group's committed offset, where the read started) and the ranges
   ended beyond it, which wait for the ones before them; one set per run and process
   (``frontiers``), shared by the committer and the writers, updated under a lock, and
@@ -24,14 +24,18 @@ metadata, the ranges that ended beyond the frontier: a restart after a crash ski
 (transforms.kafka_python) and repeats only what was really in flight. A record that never ends holds its
 partition's commits back (``offsets.ended_ahead`` grows), so a restart replays it.
 
-Why not Beam state (a stateful DoFn keyed by partition, as first built): on Prism 2.73 an
-update of that state was lost now and then (a partition's commits stopped at an offset
-whose record had ended: 6 runs of 6 of the fixed scenario), the same kind of loss the
-customer session showed while it buffered focus events. The process's memory is exact on
-Prism, whose Python worker is one process (LOOPBACK). A runner with several worker
-processes would need the marks of a partition to meet in one of them (a keyed step):
-not built, as no such runner can be had here; after a restart the frontier starts again
-from the committed offsets, so nothing is lost there either.
+Why not Beam state everywhere (a stateful DoFn keyed by partition, as first built): on
+Prism 2.73 an update of that state was lost now and then (a partition's commits stopped at
+an offset whose record had ended: 6 runs of 6 of the fixed scenario), the same kind of loss
+the customer session showed while it buffered focus events. The process's memory is exact
+on Prism, whose Python worker is one process (LOOPBACK).
+
+With several worker processes (Flink's PROCESS environment) a process sees only part of a
+partition's marks: ``CommitEndedOffsets(keyed=True)`` keys the marks by topic-partition,
+so that each partition's marks meet in one place, and keeps its frontier in Beam state
+(Flink checkpoints it); writers then hand their acknowledged sources on as ``ended``
+instead of committing them themselves. A frontier restored from a checkpoint may stand
+below what was committed since: the marks of the records read again move it on.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ import threading
 from typing import Optional
 
 import apache_beam as beam
+from apache_beam import coders
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
@@ -110,13 +116,20 @@ class _Frontiers:
             return len(moved)
 
     def _group_offset(self, tp: TopicPartition, fallback: int) -> int:
-        """Where the read started: the read commits its start for a group that had none."""
-        committed: Optional[int] = self._consumer.committed(tp)
+        committed = group_offset(self._consumer, tp)
         if committed is None:
-            _LOGGER.warning('No committed offset for %s; committing from %d on', tp, fallback)
             return fallback
         self._committed[tp] = (committed, None)
         return committed
+
+
+def group_offset(consumer: KafkaConsumer, tp: TopicPartition) -> Optional[int]:
+    """Where the read started: the group's committed offset (None: the read starts the group
+    at its reset position, and the first offset that ends is taken as the start)."""
+    committed: Optional[int] = consumer.committed(tp)
+    if committed is None:
+        _LOGGER.warning('No committed offset for %s; committing from its first ended offset', tp)
+    return committed
 
 
 _FRONTIERS: dict[str, _Frontiers] = {}
@@ -168,14 +181,74 @@ class _CommitFrontierFn(beam.DoFn):
         self._commits.inc(self._frontiers.commit())
 
 
-class CommitEndedOffsets(beam.PTransform):
-    """Commits, per partition, the offset below which every record has ended."""
+class _CommitPartitionFrontierFn(beam.DoFn):
+    """Keyed by topic-partition: the partition's frontier in Beam state, committed at the end
+    of each bundle."""
 
-    def __init__(self, connection: KafkaConnection, run_id: str):
+    FRONTIER = ReadModifyWriteStateSpec('frontier', coders.PickleCoder())  # (next, Ahead)
+
+    def __init__(self, connection: KafkaConnection):
+        self._connection = connection
+        self._commits = Metrics.counter('offsets', 'commits')
+        self._ahead_size = Metrics.distribution('offsets', 'ended_ahead')
+
+    def setup(self) -> None:
+        self._consumer = self._connection.consumer('committer')
+
+    def start_bundle(self) -> None:
+        self._marks: dict[TopicPartition, OffsetAndMetadata] = {}
+
+    def process(
+        self,
+        keyed: tuple[str, EndedOffsets],
+        frontier=beam.DoFn.StateParam(FRONTIER),
+    ) -> None:
+        _, ended = keyed
+        tp = TopicPartition(ended.topic, ended.partition)
+        next_offset, ahead = frontier.read() or (self._start(tp, ended.start), {})
+        next_offset = advance(next_offset, ahead, ended)
+        frontier.write((next_offset, ahead))
+        self._marks[tp] = OffsetAndMetadata(next_offset, ended_ahead_metadata(ahead), -1)
+        self._ahead_size.update(len(ahead))
+
+    def finish_bundle(self) -> None:
+        if self._marks:
+            self._consumer.commit(self._marks)
+            self._commits.inc(len(self._marks))
+
+    def teardown(self) -> None:
+        self._consumer.close()
+
+    def _start(self, tp: TopicPartition, fallback: int) -> int:
+        committed = group_offset(self._consumer, tp)
+        return fallback if committed is None else committed
+
+
+def _by_partition(ended: EndedOffsets) -> tuple[str, EndedOffsets]:
+    return ended.topic_partition, ended
+
+
+class CommitEndedOffsets(beam.PTransform):
+    """Commits, per partition, the offset below which every record has ended. ``keyed``: the
+    marks meet per partition in a keyed step (several worker processes); otherwise in the
+    worker process's memory, shared with the writers' ``CommitOnAcknowledgement``."""
+
+    def __init__(self, connection: KafkaConnection, run_id: str, keyed: bool = False):
         super().__init__()
         self._connection = connection
         self._run_id = run_id
+        self._keyed = keyed
 
     def expand(self, ended: beam.PCollection[EndedOffsets]) -> beam.pvalue.PDone:
-        ended | 'CommitFrontier' >> beam.ParDo(_CommitFrontierFn(self._connection, self._run_id))
+        if self._keyed:
+            (
+                ended
+                | 'KeyByPartition' >> beam.Map(_by_partition)
+                | 'CommitPartitionFrontier'
+                >> beam.ParDo(_CommitPartitionFrontierFn(self._connection))
+            )
+        else:
+            ended | 'CommitFrontier' >> beam.ParDo(
+                _CommitFrontierFn(self._connection, self._run_id)
+            )
         return beam.pvalue.PDone(ended.pipeline)

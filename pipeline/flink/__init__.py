@@ -1,0 +1,86 @@
+"""Running on Flink: the flags this service needs there, filled in where the command line is silent.
+
+``python -m pipeline --runner=FlinkRunner`` submits the pipeline through Beam's Flink job server
+to a Flink session cluster. What is added, unless the command line gives it:
+
+- ``--flink_master``: ``$FLINK_MASTER``, else ``localhost:8081`` (the local cluster of
+  ``python -m standins.flink``).
+- ``--flink_job_server_jar``: ``$FLINK_JOB_SERVER_JAR``. Unset, Beam downloads
+  ``beam-runners-flink-1.20-job-server`` of the SDK's version from Maven Central (a machine
+  that cannot reach it must set the variable). Set to a file that does not exist, the start
+  fails naming the variable.
+- ``--environment_type=PROCESS``: each TaskManager starts the Python SDK harness from this
+  project's own environment (``python_harness.sh``, no Docker). ``LOOPBACK`` (the harness in
+  the submitting process) is for local debugging only: the job dies with its submitter.
+- ``--checkpointing_interval``: ``$FLINK_CHECKPOINT_INTERVAL_MS``, else 10000: Flink restores
+  the job from its last checkpoint after a failure (the cluster's restart strategy restarts it).
+- ``--max_bundle_time_mills`` / ``--max_bundle_size``: ``$FLINK_MAX_BUNDLE_TIME_MS`` (else 20)
+  and ``$FLINK_MAX_BUNDLE_SIZE`` (else 200). Flink's defaults (1000 ms, 1000 elements) hold a
+  focus event's predictions for up to a second per stage; the latency goal is 150 ms.
+- ``--job_name=coupon-scoring``: how ``pipeline.flink.metrics`` finds the job in Flink's REST API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+HARNESS = Path(__file__).resolve().parent / 'python_harness.sh'
+JOB_NAME = 'coupon-scoring'
+
+
+class FlinkConfigError(ValueError):
+    """A Flink setting that cannot work (names the variable or flag)."""
+
+
+def _given(argv: Sequence[str], flag: str) -> bool:
+    return any(arg == f'--{flag}' or arg.startswith(f'--{flag}=') for arg in argv)
+
+
+def harness_environment_config(python: str = sys.executable) -> str:
+    """The PROCESS environment's config: our harness script, run with this interpreter."""
+    return json.dumps({'command': str(HARNESS), 'env': {'HARNESS_PYTHON': python}})
+
+
+def flink_defaults(environ: Mapping[str, str]) -> dict[str, str]:
+    """The flags this service runs with on Flink, from the environment or built in."""
+    defaults = {
+        'flink_master': environ.get('FLINK_MASTER') or 'localhost:8081',
+        'environment_type': 'PROCESS',
+        'checkpointing_interval': environ.get('FLINK_CHECKPOINT_INTERVAL_MS') or '10000',
+        'max_bundle_time_mills': environ.get('FLINK_MAX_BUNDLE_TIME_MS') or '20',
+        'max_bundle_size': environ.get('FLINK_MAX_BUNDLE_SIZE') or '200',
+        'job_name': JOB_NAME,
+    }
+    jar = environ.get('FLINK_JOB_SERVER_JAR')
+    if jar:
+        if not Path(jar).is_file():
+            raise FlinkConfigError(f'FLINK_JOB_SERVER_JAR = {jar!r} is not a file')
+        defaults['flink_job_server_jar'] = jar
+    for variable in (
+        'FLINK_CHECKPOINT_INTERVAL_MS',
+        'FLINK_MAX_BUNDLE_TIME_MS',
+        'FLINK_MAX_BUNDLE_SIZE',
+    ):
+        value = environ.get(variable)
+        if value and not (value.isdigit() and int(value) > 0):
+            raise FlinkConfigError(f'{variable} = {value!r} is invalid: must be a positive integer')
+    return defaults
+
+
+def with_flink_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """``argv`` plus the defaults of ``flink_defaults`` it does not set itself; unchanged
+    unless it asks for ``--runner=FlinkRunner``."""
+    if not any(arg in ('--runner=FlinkRunner', 'FlinkRunner') for arg in argv):
+        return list(argv)
+    added = [
+        f'--{flag}={value}'
+        for flag, value in flink_defaults(environ).items()
+        if not _given(argv, flag)
+    ]
+    if not _given(argv, 'environment_type') and not _given(argv, 'environment_config'):
+        added.append(f'--environment_config={harness_environment_config()}')
+    return [*argv, *added]

@@ -1,0 +1,67 @@
+"""pipeline.flink: the flags added for --runner=FlinkRunner, and settings refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.flink import HARNESS, FlinkConfigError, with_flink_defaults
+from pipeline.runner import one_worker_process
+
+
+def _flags(argv: list[str], environ: dict[str, str]) -> dict[str, str]:
+    return dict(arg[2:].split('=', 1) for arg in with_flink_defaults(argv, environ) if '=' in arg)
+
+
+def test_other_runners_are_left_alone() -> None:
+    assert with_flink_defaults(['--runner=DirectRunner'], {}) == ['--runner=DirectRunner']
+
+
+def test_flink_gets_process_workers_checkpoints_and_short_bundles() -> None:
+    flags = _flags(['--runner=FlinkRunner'], {})
+    assert flags['environment_type'] == 'PROCESS'
+    assert json.loads(flags['environment_config'])['command'] == str(HARNESS)
+    assert HARNESS.is_file()
+    assert flags['checkpointing_interval'] == '10000'
+    assert (flags['max_bundle_time_mills'], flags['max_bundle_size']) == ('20', '200')
+    assert flags['flink_master'] == 'localhost:8081'
+    assert 'flink_job_server_jar' not in flags  # Beam's own download from Maven Central
+
+
+def test_the_command_line_wins_over_defaults_and_environment(tmp_path) -> None:
+    jar = tmp_path / 'job-server.jar'
+    jar.write_bytes(b'')
+    environ = {'FLINK_JOB_SERVER_JAR': str(jar), 'FLINK_CHECKPOINT_INTERVAL_MS': '5000'}
+    argv = ['--runner', 'FlinkRunner', '--environment_type=LOOPBACK', '--flink_master=jm:8081']
+    flags = _flags(argv, environ)
+    assert flags['flink_job_server_jar'] == str(jar)
+    assert flags['checkpointing_interval'] == '5000'
+    assert flags['flink_master'] == 'jm:8081'
+    assert flags['environment_type'] == 'LOOPBACK' and 'environment_config' not in flags
+
+
+@pytest.mark.parametrize(
+    ('variable', 'value', 'message'),
+    [
+        ('FLINK_JOB_SERVER_JAR', '/nowhere/job-server.jar', 'FLINK_JOB_SERVER_JAR'),
+        ('FLINK_MAX_BUNDLE_TIME_MS', '0', 'FLINK_MAX_BUNDLE_TIME_MS'),
+        ('FLINK_CHECKPOINT_INTERVAL_MS', 'ten', 'FLINK_CHECKPOINT_INTERVAL_MS'),
+    ],
+)
+def test_a_wrong_flink_setting_is_refused_by_name(variable, value, message) -> None:
+    with pytest.raises(FlinkConfigError, match=message):
+        with_flink_defaults(['--runner=FlinkRunner'], {variable: value})
+
+
+@pytest.mark.parametrize(
+    ('argv', 'one_process'),
+    [
+        (['--runner=PrismRunner'], True),
+        (['--runner=FlinkRunner', '--environment_type=LOOPBACK'], True),
+        (['--runner=FlinkRunner', '--environment_type=PROCESS'], False),
+    ],
+)
+def test_offsets_are_keyed_when_workers_are_other_processes(argv, one_process) -> None:
+    assert one_worker_process(PipelineOptions(argv)) is one_process
