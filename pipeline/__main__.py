@@ -20,22 +20,29 @@ values (message and traceback), and so do the start-up error messages.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import (
+    FlinkRunnerOptions,
+    GoogleCloudOptions,
+    PipelineOptions,
+    StandardOptions,
+)
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from kafka.errors import KafkaError
 
 from pipeline.exporter import ConsumerLag, OperatorView, PipelineStatus
 from pipeline.flink import FlinkConfigError, with_flink_defaults
-from pipeline.metrics import report
+from pipeline.flink.metrics import FlinkJobMetrics
+from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import route_runner
 from pipeline.wiring import build_pipeline, kafka_connection
@@ -123,21 +130,22 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
         print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
         return 2
     result = p.run()
+    metrics, reading = runner_view(result, options, progress(run_id), settings)
     take_back_ctrl_c()
     _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
     if view:
         view.status.result = result
     try:
-        announce_reading(result, progress(run_id), settings)
+        announce_reading(result, reading)
         while not PipelineState.is_terminal(result.state):
             time.sleep(settings.metrics_interval_s)
-            snapshot = report(result, settings.metrics_file)
+            snapshot = report(metrics, settings.metrics_file)
             if view:
                 view.refresh(snapshot)
     except KeyboardInterrupt as stop:
         _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
         drain(result, progress(run_id), settings.drain_timeout_s)
-        report(result, settings.metrics_file)
+        report(metrics, settings.metrics_file)
         result.cancel()
     finally:
         if view:
@@ -157,14 +165,36 @@ def operator_view(settings: Settings, run: RunProgress) -> Optional[OperatorView
     return OperatorView(settings.metrics_port, status, lag)
 
 
-def announce_reading(result: PipelineResult, run: RunProgress, settings: Settings) -> None:
-    """Logs ``pipeline reading`` once the read has polled Kafka (a cold start takes a while
-    after ``pipeline started``): what tests and operators wait for. KAFKA_IO=xlang's read
-    runs in Java and reports nothing here: logged at once."""
+def runner_view(
+    result: PipelineResult, options: PipelineOptions, run: RunProgress, settings: Settings
+) -> tuple[Callable[[], MetricsSnapshot], Callable[[float], bool]]:
+    """Where the job's metrics come from, and how to tell that its read polls Kafka.
+
+    Prism: Beam's job service, and the read's progress in this process (its LOOPBACK worker).
+    Flink: its REST API (the job service answers no metrics while a streaming job runs), and the
+    job's tasks all running. KAFKA_IO=xlang's read runs in Java and reports nothing here."""
+    if options.view_as(StandardOptions).runner == 'FlinkRunner':
+        flink = FlinkJobMetrics(
+            options.view_as(FlinkRunnerOptions).flink_master,
+            options.view_as(GoogleCloudOptions).job_name,
+        )
+        return flink.query, lambda timeout_s: flink.running() or _slept(timeout_s)
     if settings.kafka_io == 'python':
-        while not run.wait_reading(0.5):
-            if PipelineState.is_terminal(result.state):
-                return
+        return functools.partial(query, result), run.wait_reading
+    return functools.partial(query, result), lambda _: True
+
+
+def _slept(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
+def announce_reading(result: PipelineResult, reading: Callable[[float], bool]) -> None:
+    """Logs ``pipeline reading`` once the read polls Kafka (a cold start takes a while after
+    ``pipeline started``): what tests and operators wait for."""
+    while not reading(0.5):
+        if PipelineState.is_terminal(result.state):
+            return
     _LOGGER.info('pipeline reading')
 
 

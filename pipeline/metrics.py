@@ -1,7 +1,9 @@
 """The running pipeline's Beam metrics: one query, a summary for logs and the demo.
 
 ``query`` reads the runner's metrics once into a ``MetricsSnapshot`` (the pipeline's own
-counters and distributions, summed over steps); ``report`` logs its summary, writes it to
+counters and distributions, summed over steps; on Flink, whose job service answers none while a
+streaming job runs, pipeline.flink.metrics reads Flink's REST API instead); ``report`` logs its
+summary, writes it to
 ``METRICS_FILE`` if set, and returns the snapshot (pipeline.exporter serves it to
 Prometheus).
 """
@@ -12,7 +14,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.runners.runner import PipelineResult
@@ -77,13 +79,15 @@ def query(result: PipelineResult) -> MetricsSnapshot:
     return MetricsSnapshot(counters, distributions)
 
 
-def report(result: PipelineResult, metrics_file: Optional[str]) -> Optional[MetricsSnapshot]:
-    """Logs one summary line and, if asked, writes the summary as JSON; returns the snapshot.
-
-    A runner that does not answer is logged, not raised: reporting never stops the job.
+def report(
+    source: Callable[[], MetricsSnapshot], metrics_file: Optional[str]
+) -> Optional[MetricsSnapshot]:
+    """Logs one summary line of ``source``'s snapshot (``functools.partial(query, result)``, or
+    pipeline.flink.metrics on Flink) and, if asked, writes the summary as JSON; returns the
+    snapshot. A runner that does not answer is logged, not raised: reporting never stops the job.
     """
     try:
-        snapshot = query(result)
+        snapshot = source()
     except Exception as error:  # pylint: disable=broad-except
         _LOGGER.warning('metrics unavailable: %s', error)
         return None

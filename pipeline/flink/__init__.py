@@ -17,7 +17,10 @@ to a Flink session cluster. What is added, unless the command line gives it:
 - ``--max_bundle_time_mills`` / ``--max_bundle_size``: ``$FLINK_MAX_BUNDLE_TIME_MS`` (else 20)
   and ``$FLINK_MAX_BUNDLE_SIZE`` (else 200). Flink's defaults (1000 ms, 1000 elements) hold a
   focus event's predictions for up to a second per stage; the latency goal is 150 ms.
-- ``--job_name=coupon-scoring``: how ``pipeline.flink.metrics`` finds the job in Flink's REST API.
+- ``--job_name=coupon-scoring-<8 hex digits>``: a name of its own, by which
+  ``pipeline.flink.metrics`` finds the job in Flink's REST API.
+- ``--sdk_harness_log_level_overrides``: Beam's and kafka-python's loggers at WARNING in the
+  workers, whose logs go to the TaskManager's log.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
 HARNESS = Path(__file__).resolve().parent / 'python_harness.sh'
 JOB_NAME = 'coupon-scoring'
+QUIET_LOGGERS = {'apache_beam': 'WARNING', 'kafka': 'WARNING'}
 
 
 class FlinkConfigError(ValueError):
@@ -53,7 +58,10 @@ def flink_defaults(environ: Mapping[str, str]) -> dict[str, str]:
         'checkpointing_interval': environ.get('FLINK_CHECKPOINT_INTERVAL_MS') or '10000',
         'max_bundle_time_mills': environ.get('FLINK_MAX_BUNDLE_TIME_MS') or '20',
         'max_bundle_size': environ.get('FLINK_MAX_BUNDLE_SIZE') or '200',
-        'job_name': JOB_NAME,
+        'job_name': f'{JOB_NAME}-{uuid.uuid4().hex[:8]}',
+        # the workers' logs go to the TaskManager's log: Beam's and kafka-python's INFO
+        # chatter (a line per batch, per connection) would bury the pipeline's own
+        'sdk_harness_log_level_overrides': json.dumps(QUIET_LOGGERS),
     }
     jar = environ.get('FLINK_JOB_SERVER_JAR')
     if jar:

@@ -8,6 +8,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.flink import HARNESS, FlinkConfigError, with_flink_defaults
+from pipeline.flink.metrics import beam_name
 from pipeline.runner import one_worker_process
 
 
@@ -65,3 +66,21 @@ def test_a_wrong_flink_setting_is_refused_by_name(variable, value, message) -> N
 )
 def test_offsets_are_keyed_when_workers_are_other_processes(argv, one_process) -> None:
     assert one_worker_process(PipelineOptions(argv)) is one_process
+
+
+@pytest.mark.parametrize(
+    ('rest_name', 'beam_metric'),
+    [
+        ('[16]{CustomerSession.predictions_written', 'predictions.written'),
+        ('[13]{ReadStoreEvents.dead_letters_not_json', 'dead_letters.not_json'),
+        (
+            '[16]{X.predictions_focus_to_prediction_ms_le_100',
+            'predictions.focus_to_prediction_ms_le_100',
+        ),
+        ('[16]{X.RunInference_num_inferences', 'RunInference.num_inferences'),
+        ('[16]{X.numRecordsOut', None),
+        ('[16]{X.ref_PCollection_PCollection_24_metric_element_count_v1', None),
+    ],
+)
+def test_flink_rest_metric_names_map_back_to_beam_names(rest_name, beam_metric) -> None:
+    assert beam_name(rest_name) == beam_metric

@@ -1,0 +1,117 @@
+"""The pipeline's metrics on Flink, read from Flink's REST API: ``FlinkJobMetrics``.
+
+On Flink the portable job service answers no Beam metrics while a streaming job runs. Beam's
+Flink runner registers each Beam metric as a Flink metric of the operator that reports it
+(``<namespace>.<name>``, which the REST API shows as ``<namespace>_<name>``): counters as
+Flink counters, distributions as gauges whose value is ``DistributionResult{sum=.., count=..,
+min=.., max=..}``. ``FlinkJobMetrics.query`` sums them over the job's vertices and subtasks into
+the same ``MetricsSnapshot`` the Prism path reads from the job service, so the log line, the
+metrics file and the Prometheus endpoint show the same names on both runners.
+
+State: the job's id, once found by its name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+import requests
+
+from pipeline.metrics import MetricsSnapshot
+
+# The namespaces of the pipeline's metrics (transforms/*), and of Beam's RunInference.
+NAMESPACES = (
+    'BatchElements',
+    'RunInference',
+    'contexts',
+    'dead_letters',
+    'events',
+    'offsets',
+    'predictions',
+    'scorer',
+    'selection',
+    'sessions',
+)
+_DISTRIBUTION = re.compile(r'DistributionResult\{sum=(-?\d+), count=(\d+)')
+TIMEOUT_S = 5.0
+
+
+def beam_name(rest_name: str) -> Optional[str]:
+    """``namespace.name`` of a REST metric name ``<operator>.<namespace>_<name>``; None for
+    Flink's own metrics and Beam's system metrics."""
+    _, _, name = rest_name.partition('.')
+    for namespace in NAMESPACES:
+        if name.startswith(namespace + '_'):
+            return f'{namespace}.{name[len(namespace) + 1 :]}'
+    return None
+
+
+class FlinkJobMetrics:
+    """The metrics of the Flink job named ``job_name`` on the cluster at ``rest_url``."""
+
+    def __init__(self, rest_url: str, job_name: str):
+        self._rest = rest_url.rstrip('/')
+        if not self._rest.startswith(('http://', 'https://')):
+            self._rest = 'http://' + self._rest
+        self._job_name = job_name
+        self._job_id: Optional[str] = None
+
+    def job(self) -> Optional[dict[str, Any]]:
+        """The job's overview (``state``, ``tasks``), the newest of that name; None before it
+        is submitted."""
+        jobs = [j for j in self._get('/jobs/overview')['jobs'] if j['name'] == self._job_name]
+        if not jobs:
+            return None
+        newest = max(jobs, key=lambda j: j['start-time'])
+        self._job_id = newest['jid']
+        return newest
+
+    def running(self) -> bool:
+        """Whether the job and every one of its tasks run (False while the REST API does not
+        answer)."""
+        try:
+            job = self.job()
+        except requests.RequestException:
+            return False
+        return bool(
+            job and job['state'] == 'RUNNING' and job['tasks']['running'] == job['tasks']['total']
+        )
+
+    def query(self) -> MetricsSnapshot:
+        """The pipeline's counters and distributions now, summed over vertices and subtasks."""
+        if self._job_id is None and self.job() is None:
+            return MetricsSnapshot()
+        counters: dict[str, int] = {}
+        distributions: dict[str, tuple[int, int]] = {}
+        for vertex in self._get(f'/jobs/{self._job_id}')['vertices']:
+            self._add_vertex(vertex, counters, distributions)
+        return MetricsSnapshot(counters, distributions)
+
+    def _add_vertex(
+        self,
+        vertex: dict[str, Any],
+        counters: dict[str, int],
+        distributions: dict[str, tuple[int, int]],
+    ) -> None:
+        base = f'/jobs/{self._job_id}/vertices/{vertex["id"]}'
+        names = [m['id'] for m in self._get(f'{base}/subtasks/metrics') if beam_name(m['id'])]
+        if not names:
+            return
+        for subtask in range(vertex['parallelism']):
+            for metric in self._get(f'{base}/subtasks/{subtask}/metrics', get=','.join(names)):
+                name, value = beam_name(metric['id']), str(metric['value'])
+                distribution = _DISTRIBUTION.match(value)
+                if distribution:
+                    count, total = distributions.get(name, (0, 0))
+                    distributions[name] = (
+                        count + int(distribution.group(2)),
+                        total + int(distribution.group(1)),
+                    )
+                elif value.lstrip('-').isdigit():
+                    counters[name] = counters.get(name, 0) + int(value)
+
+    def _get(self, path: str, **params: str) -> Any:
+        response = requests.get(self._rest + path, params=params, timeout=TIMEOUT_S)
+        response.raise_for_status()
+        return response.json()
