@@ -20,6 +20,7 @@ values (message and traceback), and so do the start-up error messages.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import signal
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import apache_beam as beam
+import requests
 from apache_beam.options.pipeline_options import (
     FlinkRunnerOptions,
     GoogleCloudOptions,
@@ -41,7 +43,7 @@ from kafka.errors import KafkaError
 
 from pipeline.exporter import ConsumerLag, OperatorView, PipelineStatus
 from pipeline.flink import FlinkConfigError, with_flink_defaults
-from pipeline.flink.metrics import FlinkJobMetrics
+from pipeline.flink.job import FlinkJob
 from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import route_runner
@@ -130,23 +132,23 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
         print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
         return 2
     result = p.run()
-    metrics, reading = runner_view(result, options, progress(run_id), settings)
+    runner = runner_view(result, options, progress(run_id), settings)
     take_back_ctrl_c()
     _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
     if view:
         view.status.result = result
     try:
-        announce_reading(result, reading)
+        announce_reading(result, runner.reading)
         while not PipelineState.is_terminal(result.state):
             time.sleep(settings.metrics_interval_s)
-            snapshot = report(metrics, settings.metrics_file)
+            snapshot = report(runner.metrics, settings.metrics_file)
             if view:
                 view.refresh(snapshot)
     except KeyboardInterrupt as stop:
         _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
         drain(result, progress(run_id), settings.drain_timeout_s)
-        report(metrics, settings.metrics_file)
-        result.cancel()
+        report(runner.metrics, settings.metrics_file)
+        runner.cancel()
     finally:
         if view:
             view.close()
@@ -165,23 +167,41 @@ def operator_view(settings: Settings, run: RunProgress) -> Optional[OperatorView
     return OperatorView(settings.metrics_port, status, lag)
 
 
+@dataclasses.dataclass(frozen=True)
+class RunnerView:
+    """What the driver asks of the runner: the job's metrics now, whether its read polls Kafka
+    (waiting up to the given seconds), and how to cancel it."""
+
+    metrics: Callable[[], MetricsSnapshot]
+    reading: Callable[[float], bool]
+    cancel: Callable[[], None]
+
+
 def runner_view(
     result: PipelineResult, options: PipelineOptions, run: RunProgress, settings: Settings
-) -> tuple[Callable[[], MetricsSnapshot], Callable[[float], bool]]:
-    """Where the job's metrics come from, and how to tell that its read polls Kafka.
-
-    Prism: Beam's job service, and the read's progress in this process (its LOOPBACK worker).
-    Flink: its REST API (the job service answers no metrics while a streaming job runs), and the
-    job's tasks all running. KAFKA_IO=xlang's read runs in Java and reports nothing here."""
+) -> RunnerView:
+    """Prism: Beam's job service, and the read's progress in this process (its LOOPBACK worker).
+    Flink: its REST API (the job service answers no metrics while a streaming job runs, and its
+    cancel leaves the Flink job running), and the job's tasks all running. KAFKA_IO=xlang's
+    read runs in Java and reports nothing here."""
     if options.view_as(StandardOptions).runner == 'FlinkRunner':
-        flink = FlinkJobMetrics(
+        flink = FlinkJob(
             options.view_as(FlinkRunnerOptions).flink_master,
             options.view_as(GoogleCloudOptions).job_name,
         )
-        return flink.query, lambda timeout_s: flink.running() or _slept(timeout_s)
-    if settings.kafka_io == 'python':
-        return functools.partial(query, result), run.wait_reading
-    return functools.partial(query, result), lambda _: True
+
+        def cancel() -> None:
+            try:
+                flink.cancel()
+            except requests.RequestException as error:
+                _LOGGER.warning('could not cancel the Flink job (cancel it in its UI): %s', error)
+            result.cancel()
+
+        return RunnerView(
+            flink.query, lambda timeout_s: flink.running() or _slept(timeout_s), cancel
+        )
+    reading = run.wait_reading if settings.kafka_io == 'python' else (lambda _: True)
+    return RunnerView(functools.partial(query, result), reading, result.cancel)
 
 
 def _slept(seconds: float) -> bool:

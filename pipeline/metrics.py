@@ -2,7 +2,7 @@
 
 ``query`` reads the runner's metrics once into a ``MetricsSnapshot`` (the pipeline's own
 counters and distributions, summed over steps; on Flink, whose job service answers none while a
-streaming job runs, pipeline.flink.metrics reads Flink's REST API instead); ``report`` logs its
+streaming job runs, pipeline.flink.job reads Flink's REST API instead); ``report`` logs its
 summary, writes it to
 ``METRICS_FILE`` if set, and returns the snapshot (pipeline.exporter serves it to
 Prometheus).
@@ -83,7 +83,7 @@ def report(
     source: Callable[[], MetricsSnapshot], metrics_file: Optional[str]
 ) -> Optional[MetricsSnapshot]:
     """Logs one summary line of ``source``'s snapshot (``functools.partial(query, result)``, or
-    pipeline.flink.metrics on Flink) and, if asked, writes the summary as JSON; returns the
+    pipeline.flink.job on Flink) and, if asked, writes the summary as JSON; returns the
     snapshot. A runner that does not answer is logged, not raised: reporting never stops the job.
     """
     try:

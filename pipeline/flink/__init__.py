@@ -18,7 +18,7 @@ to a Flink session cluster. What is added, unless the command line gives it:
   and ``$FLINK_MAX_BUNDLE_SIZE`` (else 200). Flink's defaults (1000 ms, 1000 elements) hold a
   focus event's predictions for up to a second per stage; the latency goal is 150 ms.
 - ``--job_name=coupon-scoring-<8 hex digits>``: a name of its own, by which
-  ``pipeline.flink.metrics`` finds the job in Flink's REST API.
+  ``pipeline.flink.job`` finds the job in Flink's REST API.
 - ``--sdk_harness_log_level_overrides``: Beam's and kafka-python's loggers at WARNING in the
   workers, whose logs go to the TaskManager's log.
 """

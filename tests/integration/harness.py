@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from standins.kafka.broker import KafkaBroker
 from standins.services import LocalServices
 
 REPO = Path(__file__).resolve().parents[2]
+DIRECT_RUNNER = ('--runner=DirectRunner',)
 
 
 def pipeline_environment(
@@ -38,13 +39,16 @@ def pipeline_environment(
 
 
 def start_pipeline(
-    env: dict[str, str], log_path: Path, ready: str = 'pipeline reading'
+    env: dict[str, str],
+    log_path: Path,
+    ready: str = 'pipeline reading',
+    runner_args: Sequence[str] = DIRECT_RUNNER,
 ) -> subprocess.Popen:
-    """Starts ``python -m pipeline --runner=DirectRunner``; returns once it logs ``ready``:
-    by default once its read has polled Kafka, never after a fixed time."""
+    """Starts ``python -m pipeline --runner=DirectRunner`` (or with ``runner_args``); returns
+    once it logs ``ready``: by default once its read polls Kafka, never after a fixed time."""
     with open(log_path, 'a') as log:
         process = subprocess.Popen(
-            [sys.executable, '-m', 'pipeline', '--runner=DirectRunner'],
+            [sys.executable, '-m', 'pipeline', *runner_args],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -71,9 +75,12 @@ def stop_pipeline(process: subprocess.Popen, how: signal.Signals = signal.SIGINT
 
 
 @contextlib.contextmanager
-def running_pipeline(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-    """``python -m pipeline --runner=DirectRunner`` until the block ends, then Ctrl-C."""
-    process = start_pipeline(env, log_path)
+def running_pipeline(
+    env: dict[str, str], log_path: Path, runner_args: Sequence[str] = DIRECT_RUNNER
+) -> Iterator[subprocess.Popen]:
+    """``python -m pipeline --runner=DirectRunner`` (or with ``runner_args``) until the block
+    ends, then Ctrl-C."""
+    process = start_pipeline(env, log_path, runner_args=runner_args)
     try:
         yield process
     finally:

@@ -11,11 +11,16 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline
+from tests.integration.harness import (
+    DIRECT_RUNNER,
+    pipeline_environment,
+    read_metrics,
+    running_pipeline,
+)
 from tests.integration.scenario import IndependentModel, Message, Scenario
 
 Sent = list[tuple[Message, str]]  # each message with its position 'topic/partition/offset'
@@ -193,16 +198,21 @@ class ScenarioRun:
 
 
 def run_fixed_scenario(
-    kafka, services, topics: dict[str, str], tmp_path: Path, **settings: str
+    kafka,
+    services,
+    topics: dict[str, str],
+    tmp_path: Path,
+    runner_args: Sequence[str] = DIRECT_RUNNER,
+    **settings: str,
 ) -> ScenarioRun:
-    """``python -m pipeline`` (with ``settings`` in its environment) on the fixed scenario:
-    the early focus events, 2 s later the main wave; then both output topics, and what the
-    group left uncommitted once the outputs were complete."""
+    """``python -m pipeline`` (with ``runner_args``, and ``settings`` in its environment) on
+    the fixed scenario: the early focus events, 2 s later the main wave; then both output
+    topics, and what the group left uncommitted once the outputs were complete."""
     scenario, metrics_file = Scenario(), tmp_path / 'metrics.json'
     env = {**pipeline_environment(kafka, services, topics, metrics_file), **settings}
     bootstrap = kafka.bootstrap_servers
     started = time.monotonic()
-    with running_pipeline(env, tmp_path / 'pipeline.log'):
+    with running_pipeline(env, tmp_path / 'pipeline.log', runner_args):
         start_up_s = time.monotonic() - started
         sent = produce(bootstrap, topics, scenario.before_entries())
         time.sleep(2)  # the early focus events are scored before their entry comes

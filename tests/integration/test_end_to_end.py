@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.outcomes import (
+    ScenarioRun,
     as_dead_letter,
     as_prediction,
     assert_accounted,
@@ -59,6 +60,18 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
     kafka, services, topics, tmp_path: Path, fault_figures: dict
 ):
     run = run_fixed_scenario(kafka, services, topics, tmp_path)
+    metrics = assert_exact_outcome(run)
+    fault_figures.update(
+        no_fault=True,
+        p50_ms=metrics['focus_to_prediction_p50_ms'],
+        p99_ms=metrics['focus_to_prediction_p99_ms'],
+    )
+
+
+def assert_exact_outcome(run: ScenarioRun) -> dict:
+    """The fixed scenario's run ended as exactly the expected predictions and dead letters,
+    every focus event accounted for in the metrics, every input offset committed; returns the
+    metrics."""
     scenario, expected, written, letters = Scenario(), run.expected, run.written, run.letters
 
     got = [as_prediction(m) for m in written]
@@ -93,8 +106,4 @@ def test_scenario_ends_as_exactly_the_expected_predictions_and_dead_letters(
     assert metrics['predictions.written'] == len(expected.predictions)
     # Every record has ended, so the group has committed every input offset.
     assert run.uncommitted == {}
-    fault_figures.update(
-        no_fault=True,
-        p50_ms=metrics['focus_to_prediction_p50_ms'],
-        p99_ms=metrics['focus_to_prediction_p99_ms'],
-    )
+    return metrics

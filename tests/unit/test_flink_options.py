@@ -8,7 +8,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.flink import HARNESS, FlinkConfigError, with_flink_defaults
-from pipeline.flink.metrics import beam_name
+from pipeline.flink.job import beam_name
 from pipeline.runner import one_worker_process
 
 

@@ -1,10 +1,15 @@
-"""The pipeline's metrics on Flink, read from Flink's REST API: ``FlinkJobMetrics``.
+"""The pipeline's job on a Flink cluster, through Flink's REST API: ``FlinkJob`` (its state, its
+metrics, its cancellation).
+
+Cancelling the job through Beam's job service ends the job server's wait for it, not the
+Flink job: seen here, the job kept running (and held its slots) after the submitting process
+had exited; ``cancel`` asks Flink itself.
 
 On Flink the portable job service answers no Beam metrics while a streaming job runs. Beam's
 Flink runner registers each Beam metric as a Flink metric of the operator that reports it
 (``<namespace>.<name>``, which the REST API shows as ``<namespace>_<name>``): counters as
 Flink counters, distributions as gauges whose value is ``DistributionResult{sum=.., count=..,
-min=.., max=..}``. ``FlinkJobMetrics.query`` sums them over the job's vertices and subtasks into
+min=.., max=..}``. ``FlinkJob.query`` sums them over the job's vertices and subtasks into
 the same ``MetricsSnapshot`` the Prism path reads from the job service, so the log line, the
 metrics file and the Prometheus endpoint show the same names on both runners.
 
@@ -47,8 +52,8 @@ def beam_name(rest_name: str) -> Optional[str]:
     return None
 
 
-class FlinkJobMetrics:
-    """The metrics of the Flink job named ``job_name`` on the cluster at ``rest_url``."""
+class FlinkJob:
+    """The Flink job named ``job_name`` on the cluster at ``rest_url``."""
 
     def __init__(self, rest_url: str, job_name: str):
         self._rest = rest_url.rstrip('/')
@@ -77,6 +82,15 @@ class FlinkJobMetrics:
         return bool(
             job and job['state'] == 'RUNNING' and job['tasks']['running'] == job['tasks']['total']
         )
+
+    def cancel(self) -> None:
+        """Cancels the job in Flink, if it runs (or restarts)."""
+        job = self.job()
+        if job and job['state'] not in ('FINISHED', 'CANCELED', 'FAILED'):
+            response = requests.patch(
+                f'{self._rest}/jobs/{job["jid"]}', params={'mode': 'cancel'}, timeout=TIMEOUT_S
+            )
+            response.raise_for_status()
 
     def query(self) -> MetricsSnapshot:
         """The pipeline's counters and distributions now, summed over vertices and subtasks."""

@@ -1,0 +1,102 @@
+"""A TaskManager killed mid-stream: Flink restores the job from its last checkpoint by itself.
+
+The fixed scenario's main wave in two halves on Flink (parallelism 2, PROCESS workers): after
+the first half's first prediction the TaskManager JVM and its Python workers get SIGKILL and a
+new TaskManager starts; the second half is sent while the job restarts. Nothing is lost: every
+expected prediction and dead letter is written, every input offset committed. What was in
+flight since the last checkpoint is processed again: its repeats are counted by
+``focus_event_id`` and reported with the recovery times (pytest's summary).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from pipeline.flink.job import FlinkJob
+from tests.flink.conftest import flink_runner_args
+from tests.integration.harness import pipeline_environment, running_pipeline, wait_for_metric
+from tests.integration.outcomes import (
+    OUTPUT_TIMEOUT_S,
+    as_dead_letter,
+    as_prediction,
+    expected_outcome,
+    produce,
+    read_all,
+    wait_for_commits,
+)
+from tests.integration.scenario import IndependentModel, Scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.flink]
+
+RECOVERY_TIMEOUT_S = 120
+
+
+def _written(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    count = sum(consumer.end_offsets(partitions).values())
+    consumer.close()
+    return count
+
+
+def _seconds_until(condition, timeout_s: float = RECOVERY_TIMEOUT_S) -> float:
+    began = time.monotonic()
+    while not condition():
+        assert time.monotonic() - began < timeout_s, 'the job did not recover'
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_nothing(
+    kafka, services, topics, flink, flink_job_server_jar, tmp_path: Path, fault_figures: dict
+):
+    scenario, metrics_file = Scenario(), tmp_path / 'metrics.json'
+    bootstrap = kafka.bootstrap_servers
+    env = pipeline_environment(kafka, services, topics, metrics_file)
+    job_name = f'coupon-scoring-recovery-{uuid.uuid4().hex[:8]}'
+    runner_args = flink_runner_args(flink, flink_job_server_jar, f'--job_name={job_name}')
+    job = FlinkJob(flink.rest_url, job_name)
+    with running_pipeline(env, tmp_path / 'pipeline.log', runner_args) as process:
+        wave = scenario.main_wave()
+        half = len(wave) // 2
+        sent = produce(bootstrap, topics, wave[:half])
+        wait_for_metric(metrics_file, 'predictions.written', 1)
+        written_before = _written(bootstrap, topics['predictions'])
+        killed = flink.kill_taskmanager()
+        flink.start_taskmanager()
+        sent += produce(bootstrap, topics, wave[half:])
+        failed_s = _seconds_until(lambda: not job.running())
+        running_again_s = failed_s + _seconds_until(job.running)
+        first_output_s = _seconds_until(
+            lambda: _written(bootstrap, topics['predictions']) > written_before
+        )
+        expected = expected_outcome(IndependentModel(services.db_path), sent)
+        written = read_all(
+            bootstrap, topics['predictions'], len(expected.predictions), OUTPUT_TIMEOUT_S
+        )
+        letters = read_all(bootstrap, topics['deadletters'], len(expected.dead_letters), 30)
+        left = wait_for_commits(bootstrap, env['GROUP_ID'], [topics['entry'], topics['focus']])
+        assert process.poll() is None, 'the submitting process stopped'
+
+    got = [as_prediction(m) for m in written]
+    assert set(got) == expected.predictions, 'predictions lost'
+    assert {as_dead_letter(m) for m in letters} == expected.dead_letters
+    assert left == {}, 'input offsets left uncommitted'
+    per_focus = collections.Counter(m['focus_event_id'] for m in written)
+    expected_per_focus = collections.Counter(p[0] for p in expected.predictions)
+    repeated = [f for f, n in per_focus.items() if n > expected_per_focus[f]]
+    fault_figures.update(
+        killed=killed,
+        failure_noticed_s=round(failed_s, 1),
+        running_again_s=round(running_again_s, 1),
+        first_output_after_kill_s=round(running_again_s + first_output_s, 1),
+        focus_events=expected.focus_count,
+        focus_events_repeated=len(repeated),
+        duplicate_predictions=len(got) - len(set(got)),
+    )

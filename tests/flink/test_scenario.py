@@ -1,0 +1,36 @@
+"""The fixed scenario on Flink: exact at parallelism 2, with two Python worker processes.
+
+The same scenario, broker, stand-ins and assertions as tests/integration/test_end_to_end.py,
+with ``--runner=FlinkRunner`` on a local Flink 1.20.4 session cluster in the PROCESS
+environment (Flink's default here): the predictions and dead letters are exactly the expected
+ones, the metrics (read from Flink's REST API) account for every focus event, and every input
+offset is committed although each partition's marks come from two worker processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.flink.conftest import flink_runner_args, python_workers
+from tests.integration.outcomes import run_fixed_scenario
+from tests.integration.test_end_to_end import assert_exact_outcome
+
+pytestmark = [pytest.mark.integration, pytest.mark.flink]
+
+
+def test_scenario_is_exact_on_flink_at_parallelism_2(
+    kafka, services, topics, flink, flink_job_server_jar, tmp_path: Path, fault_figures: dict
+):
+    runner_args = flink_runner_args(flink, flink_job_server_jar)
+    workers_before = python_workers(flink)
+    run = run_fixed_scenario(kafka, services, topics, tmp_path, runner_args)
+    metrics = assert_exact_outcome(run)
+    assert len(python_workers(flink) - workers_before) >= 2, 'fewer than 2 Python workers'
+    fault_figures.update(
+        runner='flink',
+        start_up_s=round(run.start_up_s, 1),
+        p50_ms=metrics['focus_to_prediction_p50_ms'],
+        p99_ms=metrics['focus_to_prediction_p99_ms'],
+    )
