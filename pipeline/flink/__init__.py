@@ -12,6 +12,9 @@ to a Flink session cluster. What is added, unless the command line gives it:
 - ``--environment_type=PROCESS``: each TaskManager starts the Python SDK harness from this
   project's own environment (``python_harness.sh``, no Docker). ``LOOPBACK`` (the harness in
   the submitting process) is for local debugging only: the job dies with its submitter.
+- ``--sdk_worker_parallelism=2``: two Python worker processes per TaskManager, one per slot of
+  the local cluster's TaskManager: one process would run both subtasks under one interpreter lock.
+  The offsets are committed correctly with any number (transforms.offsets, keyed).
 - ``--checkpointing_interval``: ``$FLINK_CHECKPOINT_INTERVAL_MS``, else 10000: Flink restores
   the job from its last checkpoint after a failure (the cluster's restart strategy restarts it).
 - ``--max_bundle_time_mills`` / ``--max_bundle_size``: ``$FLINK_MAX_BUNDLE_TIME_MS`` (else 20)
@@ -55,6 +58,7 @@ def flink_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     defaults = {
         'flink_master': environ.get('FLINK_MASTER') or 'localhost:8081',
         'environment_type': 'PROCESS',
+        'sdk_worker_parallelism': '2',
         'checkpointing_interval': environ.get('FLINK_CHECKPOINT_INTERVAL_MS') or '10000',
         'max_bundle_time_mills': environ.get('FLINK_MAX_BUNDLE_TIME_MS') or '20',
         'max_bundle_size': environ.get('FLINK_MAX_BUNDLE_SIZE') or '200',

@@ -23,6 +23,7 @@ def test_other_runners_are_left_alone() -> None:
 def test_flink_gets_process_workers_checkpoints_and_short_bundles() -> None:
     flags = _flags(['--runner=FlinkRunner'], {})
     assert flags['environment_type'] == 'PROCESS'
+    assert flags['sdk_worker_parallelism'] == '2'
     assert json.loads(flags['environment_config'])['command'] == str(HARNESS)
     assert HARNESS.is_file()
     assert flags['checkpointing_interval'] == '10000'
