@@ -46,7 +46,7 @@ from pipeline.flink import FlinkConfigError, with_flink_defaults
 from pipeline.flink.job import FlinkJob
 from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
-from pipeline.runner import route_runner
+from pipeline.runner import one_worker_process, route_runner
 from pipeline.wiring import build_pipeline, kafka_connection
 from transforms.drain import RunProgress, progress
 from transforms.quarantine import FailureJournal
@@ -146,7 +146,13 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
                 view.refresh(snapshot)
     except KeyboardInterrupt as stop:
         _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
-        drain(result, progress(run_id), settings.drain_timeout_s)
+        if runner.drains:
+            drain(result, progress(run_id), settings.drain_timeout_s)
+        else:
+            _LOGGER.info(
+                'no drain: the workers run in other processes; a restart with this group '
+                'reads again what was in flight (at-least-once, the same focus_event_id)'
+            )
         report(runner.metrics, settings.metrics_file)
         runner.cancel()
     finally:
@@ -175,6 +181,8 @@ class RunnerView:
     metrics: Callable[[], MetricsSnapshot]
     reading: Callable[[float], bool]
     cancel: Callable[[], None]
+    # the read and the commits run in this process, so a stop can drain them
+    drains: bool = True
 
 
 def runner_view(
@@ -198,7 +206,10 @@ def runner_view(
             result.cancel()
 
         return RunnerView(
-            flink.query, lambda timeout_s: flink.running() or _slept(timeout_s), cancel
+            flink.query,
+            lambda timeout_s: flink.running() or _slept(timeout_s),
+            cancel,
+            drains=one_worker_process(options),
         )
     reading = run.wait_reading if settings.kafka_io == 'python' else (lambda _: True)
     return RunnerView(functools.partial(query, result), reading, result.cancel)
