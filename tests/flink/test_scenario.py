@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.xlang.runtime import missing_runtime
 from tests.flink.conftest import flink_runner_args, python_workers
 from tests.integration.outcomes import run_fixed_scenario
 from tests.integration.test_end_to_end import assert_exact_outcome
+from tests.integration.test_xlang import assert_exact_xlang_outcome
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 
@@ -33,4 +35,23 @@ def test_scenario_is_exact_on_flink_at_parallelism_2(
         start_up_s=round(run.start_up_s, 1),
         p50_ms=metrics['focus_to_prediction_p50_ms'],
         p99_ms=metrics['focus_to_prediction_p99_ms'],
+    )
+
+
+@pytest.mark.xlang
+@pytest.mark.skipif(missing_runtime() is not None, reason=f'xlang runtime: {missing_runtime()}')
+def test_xlang_scenario_is_exact_on_flink_at_parallelism_2(
+    kafka, services, topics, flink, flink_job_server_jar, tmp_path: Path, fault_figures: dict
+):
+    """KAFKA_IO=xlang: Java KafkaIO, its Java harness started by the TaskManager
+    (pipeline/xlang/java_harness.sh, PROCESS environment)."""
+    runner_args = flink_runner_args(flink, flink_job_server_jar)
+    run = run_fixed_scenario(kafka, services, topics, tmp_path, runner_args, KAFKA_IO='xlang')
+    assert_exact_xlang_outcome(run)
+    fault_figures.update(
+        runner='flink',
+        kafka_io='xlang',
+        start_up_s=round(run.start_up_s, 1),
+        p50_ms=run.metrics['focus_to_prediction_p50_ms'],
+        p99_ms=run.metrics['focus_to_prediction_p99_ms'],
     )

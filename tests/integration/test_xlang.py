@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.xlang.runtime import missing_runtime
-from tests.integration.outcomes import as_dead_letter, as_prediction, run_fixed_scenario
+from tests.integration.outcomes import (
+    ScenarioRun,
+    as_dead_letter,
+    as_prediction,
+    run_fixed_scenario,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -27,8 +32,17 @@ def test_xlang_scenario_ends_as_exactly_the_expected_predictions_and_dead_letter
     kafka, services, topics, tmp_path: Path, fault_figures: dict
 ):
     run = run_fixed_scenario(kafka, services, topics, tmp_path, KAFKA_IO='xlang')
-    expected = run.expected
+    assert_exact_xlang_outcome(run)
+    fault_figures.update(
+        xlang_start_up_s=round(run.start_up_s, 1),
+        p50_ms=run.metrics['focus_to_prediction_p50_ms'],
+        p99_ms=run.metrics['focus_to_prediction_p99_ms'],
+    )
 
+
+def assert_exact_xlang_outcome(run: ScenarioRun) -> None:
+    """Exactly the expected predictions and dead letters, every input offset committed."""
+    expected = run.expected
     got = [as_prediction(m) for m in run.written]
     assert len(got) == len(set(got)), 'duplicate prediction results'
     assert set(got) == expected.predictions
@@ -37,8 +51,3 @@ def test_xlang_scenario_ends_as_exactly_the_expected_predictions_and_dead_letter
     assert run.metrics['predictions.written'] == len(expected.predictions)
     # KafkaIO commits nothing itself: CommitEndedOffsets commits every ended record.
     assert run.uncommitted == {}
-    fault_figures.update(
-        xlang_start_up_s=round(run.start_up_s, 1),
-        p50_ms=run.metrics['focus_to_prediction_p50_ms'],
-        p99_ms=run.metrics['focus_to_prediction_p99_ms'],
-    )
