@@ -1,4 +1,7 @@
-"""python -m bench [--quick] [--out DIR] [--kafka-port P]: run the benchmark, print the report.
+"""python -m bench [--quick | --flink] [--out DIR] [--kafka-port P]: run the benchmark, print the report.
+
+``--flink`` adds the pipeline on a local Flink cluster of the bench's own (standins.flink, REST
+port 18381; FLINK_JOB_SERVER_JAR must name Beam's Flink job server) to a shorter plan.
 
 ``bench/run.sh`` installs what is needed first and then runs this. The results go to
 ``bench/results/<timestamp>/`` (``--out`` to choose), and the report is also copied to
@@ -8,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import platform
@@ -16,17 +20,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.plan import FULL, QUICK, Plan, Results, run_plan
+from bench.plan import FLINK, FULL, QUICK, SYSTEMS, Plan, Results, run_plan
 from bench.report import PLOT, RunInfo, write_outputs
 from bench.rig import DEFAULT_KAFKA_PORT, RESULTS_DIR, running_rig
+from bench.systems import FlinkPipeline, System
+from standins.flink.cluster import FlinkCluster
 from standins.services import REPO_ROOT
 
 LATEST = RESULTS_DIR / 'latest.md'
 LATEST_PLOT = RESULTS_DIR / 'latest-sweep.png'
+BENCH_FLINK_PORT = 18381  # apart from the Flink tests' (18181), the soak's (18281), the demo's
 
 
 def run_benchmark(
@@ -34,8 +41,10 @@ def run_benchmark(
 ) -> tuple[Results, str]:
     """Run ``plan`` on the bench's own broker and stand-ins; write the outputs; return them."""
     started, commit, load_start = _now(), _commit(), _load_average()
-    with running_rig(kafka_port) as rig:
-        results = run_plan(plan, rig, out_dir / 'runs', say=lambda line: print(line, flush=True))
+    with running_rig(kafka_port) as rig, systems_of(plan) as systems:
+        results = run_plan(
+            plan, rig, out_dir / 'runs', lambda line: print(line, flush=True), systems
+        )
     at_end = _commit()
     if at_end != commit:  # the checkout changed under the run: its points ran different code
         commit += f', but {at_end} at the end'
@@ -50,10 +59,32 @@ def run_benchmark(
     )
     report = write_outputs(results, info, out_dir)
     if out_dir.parent == RESULTS_DIR:  # the latest report and plot are the ones kept in git
+        latest, latest_plot = _latest(plan)
         if (out_dir / PLOT).exists():
-            shutil.copyfile(out_dir / PLOT, LATEST_PLOT)
-        LATEST.write_text(report.replace(f']({PLOT})', f']({LATEST_PLOT.name})'))
+            shutil.copyfile(out_dir / PLOT, latest_plot)
+        latest.write_text(report.replace(f']({PLOT})', f']({latest_plot.name})'))
     return results, report
+
+
+def _latest(plan: Plan) -> tuple[Path, Path]:
+    """Where the latest report and plot of ``plan``'s kind are kept."""
+    if plan is FLINK:
+        return RESULTS_DIR / 'latest-flink.md', RESULTS_DIR / 'latest-flink-sweep.png'
+    return LATEST, LATEST_PLOT
+
+
+@contextlib.contextmanager
+def systems_of(plan: Plan) -> Iterator[tuple[System, ...]]:
+    """The systems ``plan`` measures: with FLINK, the pipeline on Flink first, its cluster
+    running meanwhile."""
+    if plan is not FLINK:
+        yield SYSTEMS
+        return
+    jar = os.environ.get('FLINK_JOB_SERVER_JAR')
+    if not jar:
+        raise SystemExit('--flink: set FLINK_JOB_SERVER_JAR to the Flink job server jar')
+    with FlinkCluster(rest_port=BENCH_FLINK_PORT) as cluster:
+        yield (FlinkPipeline(cluster=cluster, job_server_jar=jar), *SYSTEMS)
 
 
 def _now() -> str:
@@ -102,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
         help='a short run (stand-in capacity, 2 loads of 10 s, batching without scorer latency; ~5 min)',
     )
     parser.add_argument(
+        '--flink',
+        action='store_true',
+        help='the pipeline on a local Flink cluster beside Prism and the references: sweep, '
+        'replay, burst (~30 min; needs FLINK_JOB_SERVER_JAR)',
+    )
+    parser.add_argument(
         '--out',
         type=Path,
         default=None,
@@ -125,11 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     logging.getLogger('kafka').setLevel(logging.CRITICAL)  # kafka-python's connection chatter
     out_dir = args.out or RESULTS_DIR / time.strftime('%Y%m%d-%H%M%S')
-    _, report = run_benchmark(QUICK if args.quick else FULL, out_dir, args.kafka_port)
+    plan = FLINK if args.flink else QUICK if args.quick else FULL
+    _, report = run_benchmark(plan, out_dir, args.kafka_port)
     print(report)
     print(
         f'results in {out_dir}'
-        + (f', report copied to {LATEST}' if out_dir.parent == RESULTS_DIR else '')
+        + (f', report copied to {_latest(plan)[0]}' if out_dir.parent == RESULTS_DIR else '')
     )
     return 0
 

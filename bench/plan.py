@@ -17,6 +17,9 @@ A run, on one broker and one pair of stand-ins, one system at a time:
    does not keep up with (its capacity is the highest it kept up with), until all have
    stopped or the loads run out;
 5. a profile: the pipeline under py-spy (if installed) at the highest load it kept up with.
+
+``FLINK`` (``bench/run.sh --flink``) runs the sweep, the replay and the burst with the pipeline
+on a local Flink cluster beside the pipeline on Prism and the references.
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ FULL = Plan(
     latency_loads=(25, 50, 100, 150, 200, 300),
     standin_capacity=True,
     profile=True,
+)
+FLINK = Plan(
+    loads=(10, 50, 100, 200),
+    duration_s=30,
+    timing=Timing(warmup_s=5, drain_timeout_s=20),
+    replay_visits=500,
+    burst_visits=BURST_VISITS,
 )
 QUICK = Plan(
     loads=(10, 50),
@@ -144,8 +154,11 @@ class Results:
         return [Saturation.of(self.latency, system) for system in systems]
 
 
-def run_plan(plan: Plan, rig: Rig, work_root: Path, say: Say) -> Results:
-    """Measure every part of ``plan`` on ``rig``; ``say`` gets a line per point."""
+def run_plan(
+    plan: Plan, rig: Rig, work_root: Path, say: Say, systems: tuple[System, ...] = SYSTEMS
+) -> Results:
+    """Measure every part of ``plan`` on ``rig`` with ``systems`` (the sweep, the replay, the
+    burst and the realistic latency); ``say`` gets a line per point."""
     results = Results(plan)
     point = _measurer(plan.timing, work_root, say)
     if plan.standin_capacity:
@@ -153,16 +166,16 @@ def run_plan(plan: Plan, rig: Rig, work_root: Path, say: Say) -> Results:
         say(describe_capacity(results.standins))
     for rate in plan.loads:
         load = Load.paced(rate, plan.duration_s)
-        points = [point(rig, system, load, 'sweep') for system in SYSTEMS]
+        points = [point(rig, system, load, 'sweep') for system in systems]
         results.sweep += points
         if not next(p for p in points if p.system == PIPELINE.name).keeps_up:
             break
     if plan.replay_visits is not None:
         load = Load(plan.replay_visits)
-        results.replay = [point(rig, system, load, 'replay') for system in SYSTEMS]
+        results.replay = [point(rig, system, load, 'replay') for system in systems]
     if plan.burst_visits is not None:
         load = Load(plan.burst_visits)
-        results.burst = [point(rig, system, load, 'burst') for system in SYSTEMS]
+        results.burst = [point(rig, system, load, 'burst') for system in systems]
     if plan.batching_rate is not None:
         load = Load.paced(plan.batching_rate, plan.duration_s)
         results.batching = list(_batching(plan, rig, load, point))

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from bench.references import READY, read_stats
 from bench.rig import Rig
+from standins.flink.cluster import FlinkCluster
 from standins.monitor import Topics
 from standins.services import REPO_ROOT
 from tests.integration.harness import (
@@ -57,7 +58,7 @@ class System(Protocol):
 
     @property
     def name(self) -> str:
-        """'pipeline', 'simple', 'quix' or 'passthrough'."""
+        """'pipeline', 'pipeline-flink', 'simple', 'quix' or 'passthrough'."""
 
     @property
     def label(self) -> str:
@@ -113,6 +114,28 @@ class Pipeline:
     @staticmethod
     def _metrics_file(run: Run) -> Path:
         return run.work_dir / 'metrics.json'
+
+
+@dataclass(frozen=True)
+class FlinkPipeline(Pipeline):
+    """``python -m pipeline --runner=FlinkRunner`` on the bench's Flink cluster, at parallelism 2
+    with two Python workers (the Flink defaults). Its CPU and memory are those of the
+    TaskManager's process group (the JVM and the Python workers it starts), the cluster being
+    idle between points; the submitting process and Beam's job server are left out."""
+
+    cluster: FlinkCluster | None = None
+    job_server_jar: str = ''
+    name: str = 'pipeline-flink'
+
+    @contextlib.contextmanager
+    def running(self, run: Run) -> Iterator[int]:
+        runner_args = (
+            '--runner=FlinkRunner',
+            f'--flink_master={self.cluster.flink_master}',
+            f'--flink_job_server_jar={self.job_server_jar}',
+        )
+        with running_pipeline(self._environment(run), run.log_path, runner_args):
+            yield next(iter(self.cluster.taskmanager_pids().values()))
 
 
 @dataclass(frozen=True)
