@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import platform
@@ -24,10 +25,10 @@ from collections.abc import Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.plan import FLINK, FULL, QUICK, SYSTEMS, Plan, Results, run_plan
+from bench.plan import FLINK, FULL, PIPELINE, QUICK, SYSTEMS, Plan, Results, run_plan
 from bench.report import PLOT, RunInfo, write_outputs
 from bench.rig import DEFAULT_KAFKA_PORT, RESULTS_DIR, running_rig
-from bench.systems import FlinkPipeline, System
+from bench.systems import QUIX, SIMPLE, FlinkPipeline, System
 from standins.flink.cluster import FlinkCluster
 from standins.services import REPO_ROOT
 
@@ -75,8 +76,8 @@ def _latest(plan: Plan) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def systems_of(plan: Plan) -> Iterator[tuple[System, ...]]:
-    """The systems ``plan`` measures: with FLINK, the pipeline on Flink first, its cluster
-    running meanwhile."""
+    """The systems ``plan`` measures. FLINK: the pipeline on Flink with each Kafka connector
+    (its cluster running meanwhile), the pipeline on Prism, the simple and the Quix reference."""
     if plan is not FLINK:
         yield SYSTEMS
         return
@@ -84,7 +85,14 @@ def systems_of(plan: Plan) -> Iterator[tuple[System, ...]]:
     if not jar:
         raise SystemExit('--flink: set FLINK_JOB_SERVER_JAR to the Flink job server jar')
     with FlinkCluster(rest_port=BENCH_FLINK_PORT) as cluster:
-        yield (FlinkPipeline(cluster=cluster, job_server_jar=jar), *SYSTEMS)
+        on_flink = functools.partial(FlinkPipeline, cluster=cluster, job_server_jar=jar)
+        yield (
+            on_flink(),
+            on_flink(settings={'KAFKA_IO': 'xlang'}, name='pipeline-flink-xlang'),
+            PIPELINE,
+            SIMPLE,
+            QUIX,
+        )
 
 
 def _now() -> str:
@@ -135,8 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--flink',
         action='store_true',
-        help='the pipeline on a local Flink cluster beside Prism and the references: sweep, '
-        'replay, burst (~30 min; needs FLINK_JOB_SERVER_JAR)',
+        help='the pipeline on a local Flink cluster (each Kafka connector) beside Prism and the '
+        'simple and Quix references: sweep, replay (~30 min; needs FLINK_JOB_SERVER_JAR)',
     )
     parser.add_argument(
         '--out',

@@ -18,8 +18,9 @@ A run, on one broker and one pair of stand-ins, one system at a time:
    stopped or the loads run out;
 5. a profile: the pipeline under py-spy (if installed) at the highest load it kept up with.
 
-``FLINK`` (``bench/run.sh --flink``) runs the sweep, the replay and the burst with the pipeline
-on a local Flink cluster beside the pipeline on Prism and the references.
+``FLINK`` (``bench/run.sh --flink``) runs the sweep and the replay with the pipeline on a local
+Flink cluster, with each Kafka connector, beside the pipeline on Prism and the simple and Quix
+references.
 """
 
 from __future__ import annotations
@@ -73,11 +74,10 @@ FULL = Plan(
     profile=True,
 )
 FLINK = Plan(
-    loads=(10, 50, 100, 200),
+    loads=(10, 50, 100),
     duration_s=30,
     timing=Timing(warmup_s=5, drain_timeout_s=20),
     replay_visits=500,
-    burst_visits=BURST_VISITS,
 )
 QUICK = Plan(
     loads=(10, 50),
