@@ -190,8 +190,9 @@ def runner_view(
 ) -> RunnerView:
     """Prism: Beam's job service, and the read's progress in this process (its LOOPBACK worker).
     Flink: its REST API (the job service answers no metrics while a streaming job runs, and its
-    cancel leaves the Flink job running), and the job's tasks all running. KAFKA_IO=xlang's
-    read runs in Java and reports nothing here."""
+    cancel leaves the Flink job running), and the read's poll counter there (the Python workers
+    start seconds after the job's tasks). KAFKA_IO=xlang's read runs in Java and reports
+    nothing here: its job's tasks running, or at once on Prism."""
     if options.view_as(StandardOptions).runner == 'FlinkRunner':
         flink = FlinkJob(
             options.view_as(FlinkRunnerOptions).flink_master,
@@ -205,9 +206,10 @@ def runner_view(
                 _LOGGER.warning('could not cancel the Flink job (cancel it in its UI): %s', error)
             result.cancel()
 
+        started = flink.reading if settings.kafka_io == 'python' else flink.running
         return RunnerView(
             flink.query,
-            lambda timeout_s: flink.running() or _slept(timeout_s),
+            lambda timeout_s: started() or _slept(timeout_s),
             cancel,
             drains=one_worker_process(options),
         )

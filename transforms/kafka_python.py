@@ -242,6 +242,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         )
         self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
+        self._polls = Metrics.counter('events', 'polls')  # how a driver elsewhere sees it read
         self._progress = drain.progress(self._run_id)
 
     def _fetch(self, tp: TopicPartition, offset: int) -> list[Any]:
@@ -251,6 +252,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             self._ended_before[tp] = self._ended_ahead_of_commit(tp)
         wait_ms = 0 if self._bundle_read_records else self._poll_budget_ms()
         records = self._fetcher.fetch(tp, offset, wait_ms)
+        self._polls.inc()
         self._bundle_read_records = self._bundle_read_records or bool(records)
         return records
 

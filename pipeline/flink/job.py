@@ -83,6 +83,14 @@ class FlinkJob:
             job and job['state'] == 'RUNNING' and job['tasks']['running'] == job['tasks']['total']
         )
 
+    def reading(self) -> bool:
+        """Whether the job runs and its Python Kafka read has polled (``events.polls``, counted
+        once Flink has taken the workers' metrics of a bundle)."""
+        try:
+            return self.running() and self.query().counters.get('events.polls', 0) > 0
+        except requests.RequestException:
+            return False
+
     def cancel(self) -> None:
         """Cancels the job in Flink, if it runs (or restarts)."""
         job = self.job()
