@@ -127,7 +127,7 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
         print(cannot_start_message(error, settings), file=sys.stderr)
         return 2
     try:
-        view = operator_view(settings, progress(run_id))
+        view = operator_view(settings, progress(run_id), one_worker_process(p.options))
     except OSError as error:  # the port is taken
         print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
         return 2
@@ -162,14 +162,18 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
     return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
 
 
-def operator_view(settings: Settings, run: RunProgress) -> Optional[OperatorView]:
-    """The /metrics and /health endpoints on METRICS_PORT, if set."""
+def operator_view(
+    settings: Settings, run: RunProgress, read_here: bool = True
+) -> Optional[OperatorView]:
+    """The /metrics and /health endpoints on METRICS_PORT, if set. ``read_here``: the Python read
+    runs in this process, so /health can tell how long ago it polled (with Flink's PROCESS
+    workers it cannot: /health is the job's state)."""
     if settings.metrics_port is None:
         return None
     lag = None
     if settings.group_id:  # without a group nothing is committed: no lag to show
         lag = ConsumerLag(kafka_connection(settings), [settings.entry_topic, settings.focus_topic])
-    status = PipelineStatus(run, python_read=settings.kafka_io == 'python')
+    status = PipelineStatus(run, python_read=settings.kafka_io == 'python' and read_here)
     return OperatorView(settings.metrics_port, status, lag)
 
 
