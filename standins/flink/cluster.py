@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections import deque
@@ -54,6 +53,7 @@ from standins.flink.dist import (
     resource_params,
 )
 from standins.flink.errors import FlinkError
+from standins.ports import port_free
 
 log = logging.getLogger(__name__)
 
@@ -499,7 +499,7 @@ class FlinkCluster:
     def _check_ports_free(self) -> None:
         """Fail with a clear message if the REST or RPC port is taken."""
         for port in (self.rest_port, self.rpc_port):
-            if not _port_free(port):
+            if not port_free(port):
                 raise FlinkError(
                     f"port {port} on {HOST} is in use by something other than this stand-in's "
                     f"Flink (no live JobManager in {self.jobmanager_pid_file}); stop it or choose "
@@ -557,14 +557,3 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     """Send ``sig`` to the process group led by ``pid``, if it still exists."""
     with suppress(ProcessLookupError):
         os.killpg(pid, sig)
-
-
-def _port_free(port: int) -> bool:
-    """Whether a server could bind ``HOST:port`` now (with SO_REUSEADDR, as the JVM does)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True

@@ -63,6 +63,7 @@ from standins.kafka.tls import (
     ensure_certificates,
 )
 from standins.kafka.topics import TOPIC_TIMEOUT_S, admin_client, create_topics
+from standins.ports import port_free
 
 __all__ = [
     "CA_FILE",
@@ -298,7 +299,7 @@ class KafkaBroker:
     def _check_ports_free(self) -> None:
         """Fail with a clear message if the client or controller port is taken."""
         for port in (self.port, self.controller_port, self.internal_port):
-            if port is not None and not _port_free(port):
+            if port is not None and not port_free(port):
                 raise BrokerError(
                     f"port {port} on {HOST} is in use by something other than this stand-in's Kafka "
                     f"(no live broker in {self.pid_file}); stop it or choose another port (KAFKA_PORT)"
@@ -396,14 +397,3 @@ def _port_open(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _port_free(port: int) -> bool:
-    """Whether a server could bind ``HOST:port`` now (as Kafka does, with SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True

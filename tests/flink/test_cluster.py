@@ -8,7 +8,6 @@ Flink jars into .local/flink/dist): run it with
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from standins.flink.cluster import FlinkCluster
 from standins.flink.config import SLOTS_PER_TASKMANAGER
+from standins.ports import port_free
 
 pytestmark = pytest.mark.slow
 
@@ -25,20 +25,10 @@ LOST_TASKMANAGER_S = 20.0  # heartbeat.timeout is 10 s; an RPC failure is usuall
 MARKER_ENV = "FLINK_STANDIN_TEST_MARKER"
 
 
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _free_rest_port() -> int:
     """The first port from FIRST_PORT on that is free with the one above it (the RPC port)."""
     for port in range(FIRST_PORT, FIRST_PORT + 200, 10):
-        if _free(port) and _free(port + 1):
+        if port_free(port) and port_free(port + 1):
             return port
     raise RuntimeError("no free port pair for the test cluster")
 

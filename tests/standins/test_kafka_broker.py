@@ -5,7 +5,6 @@ Each test starts its own broker (a few seconds) on a non-default port with a fre
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from standins.kafka.broker import KafkaBroker, create_topics
+from standins.ports import port_free
 
 PORT = 19092
 TOPIC = "standin-round-trip"
@@ -69,17 +69,6 @@ def _consume(bootstrap_servers: str, count: int, timeout: float = 30.0) -> list[
         consumer.close()
 
 
-def _port_free(port: int) -> bool:
-    """Whether a server could bind 127.0.0.1:``port`` now."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _process_exists(pid: int) -> bool:
     """Whether a process (zombies included) with ``pid`` exists."""
     return Path(f"/proc/{pid}").exists()
@@ -113,5 +102,5 @@ def test_stop_ends_process_and_frees_ports(broker: KafkaBroker) -> None:
     assert not _process_exists(pid)
     assert broker.running_pid() is None
     assert not broker.pid_file.exists()
-    assert _port_free(PORT)
-    assert _port_free(broker.controller_port)
+    assert port_free(PORT)
+    assert port_free(broker.controller_port)
