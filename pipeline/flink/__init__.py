@@ -17,6 +17,14 @@ to a Flink session cluster. What is added, unless the command line gives it:
   The offsets are committed correctly with any number (transforms.offsets, keyed).
 - ``--checkpointing_interval``: ``$FLINK_CHECKPOINT_INTERVAL_MS``, else 10000: Flink restores
   the job from its last checkpoint after a failure (the cluster's restart strategy restarts it).
+- ``--finish_bundle_before_checkpointing``: each stage finishes its open bundle, and sends on
+  what it output, before Flink snapshots it. Without it (Beam's default) what a bundle outputs
+  while it is finished for a snapshot is kept in the stage's state and sent on only when
+  the stage starts its next bundle or sees a new watermark. The read's first stages (the
+  topic-partitions listed, then paired with their start offsets) see neither once their few
+  elements are through: a checkpoint during their only bundle (the job's first seconds, while
+  the start offsets are read from the broker) kept the partitions not yet sent on from ever
+  being read (apache/beam BEAM-10558 is the same trap).
 - ``--max_bundle_time_mills`` / ``--max_bundle_size``: ``$FLINK_MAX_BUNDLE_TIME_MS`` (else 20)
   and ``$FLINK_MAX_BUNDLE_SIZE`` (else 200). Flink's defaults (1000 ms, 1000 elements) hold a
   focus event's predictions for up to a second per stage; the latency goal is 150 ms.
@@ -38,6 +46,7 @@ from typing import Mapping, Sequence
 HARNESS = Path(__file__).resolve().parent / 'python_harness.sh'
 JOB_NAME = 'coupon-scoring'
 QUIET_LOGGERS = {'apache_beam': 'WARNING', 'kafka': 'WARNING'}
+SWITCHES = ('finish_bundle_before_checkpointing',)  # boolean flags, on unless given
 
 
 class FlinkConfigError(ValueError):
@@ -93,6 +102,7 @@ def with_flink_defaults(argv: Sequence[str], environ: Mapping[str, str] = os.env
         for flag, value in flink_defaults(environ).items()
         if not _given(argv, flag)
     ]
+    added += [f'--{switch}' for switch in SWITCHES if not _given(argv, switch)]
     if not _given(argv, 'environment_type') and not _given(argv, 'environment_config'):
         added.append(f'--environment_config={harness_environment_config()}')
     return [*argv, *added]

@@ -38,6 +38,21 @@ def test_scenario_is_exact_on_flink_at_parallelism_2(
     )
 
 
+def test_every_partition_is_read_when_a_checkpoint_comes_during_the_first_bundles(
+    kafka, services, topics, flink, flink_job_server_jar, tmp_path: Path
+):
+    """Checkpoints every 200 ms from the job's start, so that they fall while the read's first
+    stages (the partitions listed, then paired with their start offsets) finish their only
+    bundles. Without ``--finish_bundle_before_checkpointing`` what those bundles output during
+    a snapshot waited in the stage's state for a next bundle that never came: of 6
+    partitions, 2 reached the read and no focus event was read."""
+    runner_args = flink_runner_args(flink, flink_job_server_jar)
+    run = run_fixed_scenario(
+        kafka, services, topics, tmp_path, runner_args, FLINK_CHECKPOINT_INTERVAL_MS='200'
+    )
+    assert_exact_outcome(run)
+
+
 @pytest.mark.xlang
 @pytest.mark.skipif(missing_runtime() is not None, reason=f'xlang runtime: {missing_runtime()}')
 def test_xlang_scenario_is_exact_on_flink_at_parallelism_2(

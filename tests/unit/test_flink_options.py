@@ -28,6 +28,9 @@ def test_flink_gets_process_workers_checkpoints_and_short_bundles() -> None:
     assert HARNESS.is_file()
     assert flags['checkpointing_interval'] == '10000'
     assert (flags['max_bundle_time_mills'], flags['max_bundle_size']) == ('20', '200')
+    assert '--finish_bundle_before_checkpointing' in with_flink_defaults(
+        ['--runner=FlinkRunner'], {}
+    )
     assert flags['flink_master'] == 'localhost:8081'
     assert 'flink_job_server_jar' not in flags  # Beam's own download from Maven Central
 
