@@ -46,7 +46,7 @@ from pipeline.flink import FlinkConfigError, with_flink_defaults
 from pipeline.flink.job import FlinkJob
 from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
-from pipeline.runner import one_worker_process, route_runner
+from pipeline.runner import one_worker_process, route_runner, runner_instance
 from pipeline.wiring import build_pipeline, kafka_connection
 from transforms.drain import RunProgress, progress
 from transforms.quarantine import FailureJournal
@@ -119,7 +119,8 @@ def failure_journal(settings: Settings) -> FailureJournal:
 
 
 def _run(options: PipelineOptions, settings: Settings) -> int:
-    p = beam.Pipeline(options=route_runner(options))
+    options = route_runner(options)
+    p = beam.Pipeline(runner=runner_instance(options), options=options)
     journal = failure_journal(settings)
     try:
         run_id = build_pipeline(p, settings, journal)

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from apache_beam.options.pipeline_options import (
     PipelineOptions,
@@ -27,9 +28,12 @@ from apache_beam.options.pipeline_options import (
     PrismRunnerOptions,
     StandardOptions,
 )
+from apache_beam.runners.runner import PipelineRunner
 from apache_beam.version import __version__ as beam_version
 
 from pipeline import prism
+from pipeline.flink import buffer_timeout_ms
+from pipeline.flink.runner import ConfiguredFlinkRunner, job_configuration
 
 _LOGGER = logging.getLogger(__name__)
 _DIRECT_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner')
@@ -71,6 +75,14 @@ def route_runner(options: PipelineOptions) -> PipelineOptions:
         prism = options.view_as(PrismRunnerOptions)
         prism.prism_location = prism.prism_location or str(prism_binary())
     return options
+
+
+def runner_instance(options: PipelineOptions) -> Optional[PipelineRunner]:
+    """The runner object for ``--runner=FlinkRunner`` (Beam's, with this service's Flink
+    configuration: pipeline.flink.runner); None for the others, which Beam makes by name."""
+    if options.view_as(StandardOptions).runner != 'FlinkRunner':
+        return None
+    return ConfiguredFlinkRunner(job_configuration(buffer_timeout_ms()))
 
 
 def one_worker_process(options: PipelineOptions) -> bool:

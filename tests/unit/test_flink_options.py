@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.flink import HARNESS, FlinkConfigError, with_flink_defaults
+from pipeline.flink import HARNESS, FlinkConfigError, buffer_timeout_ms, with_flink_defaults
 from pipeline.flink.job import beam_name
-from pipeline.runner import one_worker_process
+from pipeline.flink.runner import ConfiguredFlinkRunner
+from pipeline.runner import one_worker_process, runner_instance
 
 
 def _flags(argv: list[str], environ: dict[str, str]) -> dict[str, str]:
@@ -53,11 +55,34 @@ def test_the_command_line_wins_over_defaults_and_environment(tmp_path) -> None:
         ('FLINK_JOB_SERVER_JAR', '/nowhere/job-server.jar', 'FLINK_JOB_SERVER_JAR'),
         ('FLINK_MAX_BUNDLE_TIME_MS', '0', 'FLINK_MAX_BUNDLE_TIME_MS'),
         ('FLINK_CHECKPOINT_INTERVAL_MS', 'ten', 'FLINK_CHECKPOINT_INTERVAL_MS'),
+        ('FLINK_BUFFER_TIMEOUT_MS', '-1', 'FLINK_BUFFER_TIMEOUT_MS'),
     ],
 )
 def test_a_wrong_flink_setting_is_refused_by_name(variable, value, message) -> None:
     with pytest.raises(FlinkConfigError, match=message):
         with_flink_defaults(['--runner=FlinkRunner'], {variable: value})
+
+
+def test_the_network_buffer_timeout_is_5_ms_unless_set() -> None:
+    assert buffer_timeout_ms({}) == 5
+    assert buffer_timeout_ms({'FLINK_BUFFER_TIMEOUT_MS': '0'}) == 0
+
+
+def test_the_job_server_gets_the_buffer_timeout_as_a_flink_configuration(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv('FLINK_BUFFER_TIMEOUT_MS', '7')
+    jar = tmp_path / 'job-server.jar'
+    jar.write_bytes(b'')
+    options = PipelineOptions(['--runner=FlinkRunner', f'--flink_job_server_jar={jar}'])
+    runner = runner_instance(options)
+    assert isinstance(runner, ConfiguredFlinkRunner)
+    server = runner.default_job_server(options)._job_server
+    arguments = server.java_arguments('1', '2', '3', str(tmp_path / 'artifacts'))
+    conf_dir = Path(arguments[arguments.index('--flink-conf-dir') + 1])
+    config = (conf_dir / 'config.yaml').read_text()
+    assert config == 'execution.buffer-timeout.interval: 7 ms\n'
+    assert runner_instance(PipelineOptions(['--runner=PrismRunner'])) is None
 
 
 @pytest.mark.parametrize(

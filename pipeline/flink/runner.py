@@ -1,0 +1,67 @@
+"""Beam's FlinkRunner, with a Flink configuration of this service's given to its job server.
+
+Some Flink settings that shape a job are read by the client that builds its job graph (here
+Beam's job server) from a Flink configuration, and Beam's pipeline options do not reach them.
+The one this service needs is the network buffer timeout: Flink sends a record to the next
+task when its output buffer is full or after ``execution.buffer-timeout.interval`` (100 ms by
+default). At a store's rates buffers do not fill, so every exchange between the pipeline's
+stages (the shuffle to the customer's state, to the scorer, to the writer) would hold a focus
+event up to 100 ms. ``FLINK_BUFFER_TIMEOUT_MS`` (5 by default) sets it for the job.
+
+In:  the pipeline options of a ``--runner=FlinkRunner`` run (``pipeline.flink``'s defaults).
+Out: Beam's job server jar started with ``--flink-conf-dir``, a temporary directory holding
+     ``config.yaml`` with these settings, removed when the job server stops.
+State: that directory, per job server.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
+from apache_beam.runners.portability import flink_runner, job_server
+
+
+def job_configuration(buffer_timeout_ms: int) -> dict[str, str]:
+    """The Flink settings the job server applies to this service's jobs."""
+    return {'execution.buffer-timeout.interval': f'{buffer_timeout_ms} ms'}
+
+
+class ConfiguredFlinkJarJobServer(flink_runner.FlinkJarJobServer):
+    """Beam's Flink job server jar, started with ``--flink-conf-dir`` holding ``configuration``."""
+
+    def __init__(self, options: PipelineOptions, configuration: Mapping[str, str]):
+        super().__init__(options)
+        self._conf_dir = tempfile.TemporaryDirectory(prefix='coupon-scoring-flink-conf-')
+        lines = (f'{key}: {value}\n' for key, value in configuration.items())
+        Path(self._conf_dir.name, 'config.yaml').write_text(''.join(lines))
+
+    def java_arguments(self, job_port, artifact_port, expansion_port, artifacts_dir) -> list:
+        arguments = super().java_arguments(job_port, artifact_port, expansion_port, artifacts_dir)
+        return [*arguments, '--flink-conf-dir', self._conf_dir.name]
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self._conf_dir.cleanup()
+
+
+class ConfiguredFlinkRunner(flink_runner.FlinkRunner):
+    """FlinkRunner whose job server applies ``configuration`` (``job_configuration``) to the
+    jobs it submits. An uber-jar submission (``--flink_submit_uber_jar``) stays Beam's."""
+
+    def __init__(self, configuration: Mapping[str, str]):
+        super().__init__()
+        self._configuration = dict(configuration)
+
+    def default_job_server(self, options: PipelineOptions):
+        if options.view_as(FlinkRunnerOptions).flink_submit_uber_jar:
+            return super().default_job_server(options)
+        flink = options.view_as(FlinkRunnerOptions)
+        flink.flink_master = self.add_http_scheme(flink.flink_master)
+        return job_server.StopOnExitJobServer(
+            ConfiguredFlinkJarJobServer(options, self._configuration)
+        )
