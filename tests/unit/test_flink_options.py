@@ -29,7 +29,7 @@ def test_flink_gets_process_workers_checkpoints_and_short_bundles() -> None:
     assert json.loads(flags['environment_config'])['command'] == str(HARNESS)
     assert HARNESS.is_file()
     assert flags['checkpointing_interval'] == '10000'
-    assert (flags['max_bundle_time_mills'], flags['max_bundle_size']) == ('20', '200')
+    assert (flags['max_bundle_time_mills'], flags['max_bundle_size']) == ('10', '200')
     assert '--finish_bundle_before_checkpointing' in with_flink_defaults(
         ['--runner=FlinkRunner'], {}
     )
