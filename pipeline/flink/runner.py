@@ -16,6 +16,7 @@ State: that directory, per job server.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -43,9 +44,20 @@ class ConfiguredFlinkJarJobServer(flink_runner.FlinkJarJobServer):
         return [*arguments, '--flink-conf-dir', self._conf_dir.name]
 
     def stop(self) -> None:
+        """The JVM first, then the temporary directories.
+
+        Beam's own ``stop`` removes the job server's temporary directory before it stops the
+        JVM, which at that moment may still be deleting the cancelled job's artifacts in it:
+        the removal then fails on a file already gone, and the JVM is left running with no
+        driver (seen after bench and tune runs here).
+        """
         try:
-            super().stop()
+            if self._server is not None:
+                self._server.stop()
         finally:
+            if self._local_temp_root:
+                shutil.rmtree(self._local_temp_root, ignore_errors=True)
+                self._local_temp_root = None
             self._conf_dir.cleanup()
 
 

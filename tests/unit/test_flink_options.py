@@ -10,7 +10,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.flink import HARNESS, FlinkConfigError, buffer_timeout_ms, with_flink_defaults
 from pipeline.flink.job import beam_name
-from pipeline.flink.runner import ConfiguredFlinkRunner
+from pipeline.flink.runner import (
+    ConfiguredFlinkJarJobServer,
+    ConfiguredFlinkRunner,
+    job_configuration,
+)
 from pipeline.runner import one_worker_process, runner_instance
 
 
@@ -83,6 +87,39 @@ def test_the_job_server_gets_the_buffer_timeout_as_a_flink_configuration(
     config = (conf_dir / 'config.yaml').read_text()
     assert config == 'execution.buffer-timeout.interval: 7 ms\n'
     assert runner_instance(PipelineOptions(['--runner=PrismRunner'])) is None
+
+
+class _RunningJobServer:
+    """Stands for the job server's JVM: it deletes its artifacts while it is being stopped."""
+
+    def __init__(self, artifacts: Path):
+        self.artifacts = artifacts
+        self.stopped = False
+
+    def stop(self) -> None:
+        for artifact in self.artifacts.iterdir():
+            artifact.unlink()
+        self.stopped = True
+
+
+def test_stopping_the_job_server_stops_its_jvm_before_removing_its_temporary_directory(
+    tmp_path,
+) -> None:
+    jar = tmp_path / 'job-server.jar'
+    jar.write_bytes(b'')
+    options = PipelineOptions(['--runner=FlinkRunner', f'--flink_job_server_jar={jar}'])
+    server = ConfiguredFlinkJarJobServer(options, job_configuration(5))
+    temp_root = tmp_path / 'beam-temp'
+    (temp_root / 'artifacts').mkdir(parents=True)
+    (temp_root / 'artifacts' / 'environment.jar').write_bytes(b'')
+    jvm = _RunningJobServer(temp_root / 'artifacts')
+    server._server, server._local_temp_root = jvm, str(temp_root)  # as Beam's start leaves them
+    conf_dir = Path(server.java_arguments('1', '2', '3', 'a')[-1])
+
+    server.stop()
+
+    assert jvm.stopped
+    assert not temp_root.exists() and not conf_dir.exists()
 
 
 @pytest.mark.parametrize(
