@@ -12,6 +12,10 @@ so the binary is built from the Beam Go module at the SDK's own version, with a
 fix for a busy loop (``pipeline.prism``), once, into
 ``~/.apache_beam/cache/prism/v<version>-fixes-<digest>/``. ``PRISM_LOCATION`` or
 ``--prism_location`` point at another binary.
+
+``--runner=FlinkRunner`` gets Beam's FlinkRunner as an object of ours
+(``pipeline.flink.runner``), whose job server applies the Flink settings Beam's
+options do not reach.
 """
 
 from __future__ import annotations

@@ -70,9 +70,9 @@ class ConfiguredFlinkRunner(flink_runner.FlinkRunner):
         self._configuration = dict(configuration)
 
     def default_job_server(self, options: PipelineOptions):
-        if options.view_as(FlinkRunnerOptions).flink_submit_uber_jar:
-            return super().default_job_server(options)
         flink = options.view_as(FlinkRunnerOptions)
+        if flink.flink_submit_uber_jar:
+            return super().default_job_server(options)
         flink.flink_master = self.add_http_scheme(flink.flink_master)
         return job_server.StopOnExitJobServer(
             ConfiguredFlinkJarJobServer(options, self._configuration)
