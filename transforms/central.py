@@ -141,13 +141,13 @@ class CachedCatalogue:
         self._client = client
         self._refresh_s = refresh_s
         self._catalogue: Optional[dict[int, tuple[Coupon, ...]]] = None
-        self._loaded_at = 0.0
+        self._loaded_at: Optional[float] = None  # monotonic; None: never loaded
         self._lock = threading.Lock()
 
     def coupons_of(self, department_id: int) -> Optional[tuple[Coupon, ...]]:
         """The department's coupons, or None for a department the central lacks."""
         with self._lock:
-            if time.monotonic() - self._loaded_at > self._refresh_s:
+            if self._loaded_at is None or time.monotonic() - self._loaded_at > self._refresh_s:
                 self._reload()
             assert self._catalogue is not None
             return self._catalogue.get(department_id)
