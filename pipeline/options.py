@@ -147,6 +147,14 @@ SETTINGS: tuple[Setting, ...] = (
         'where to start a partition the group has no offset for',
     ),
     Setting(
+        'kafka_isolation_level',
+        'KAFKA_ISOLATION_LEVEL',
+        _choice('read_committed', 'read_uncommitted'),
+        'read_committed',
+        'which records of transactional producers are read: read_committed (only those of '
+        'committed transactions) or read_uncommitted (aborted ones too)',
+    ),
+    Setting(
         'entry_topic', 'ENTRY_EVENT_TOPIC_NAME', _text, None, 'topic of entry events', required=True
     ),
     Setting(
@@ -394,6 +402,7 @@ class Settings:
     group_id: Optional[str]
     poll_timeout_ms: int
     auto_offset_reset: str
+    kafka_isolation_level: str
     entry_topic: str
     focus_topic: str
     prediction_topic: str

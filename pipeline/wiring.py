@@ -1,6 +1,7 @@
 """The coupon-scoring pipeline, wired like its diagram:
 
   entry + focus topics ── ReadKafkaRecords ── ParseStoreEvents
+      (what the client cannot decode ── UndecodableBatches: dead letters)
       entries ── FetchCustomerContext ──┐
       focuses ──────────────────────────┴── CustomerSessions (keyed by customer)
           ── AttachCandidateCoupons ── ScoreCoupons ── SelectTopCoupons
@@ -31,9 +32,11 @@ from pipeline.xlang.runtime import expansion_service
 from transforms.central import CentralConfig
 from transforms.context import FetchCustomerContext
 from transforms.coupons import AttachCandidateCoupons
+from transforms.domain import DeadLetter
 from transforms.events import ParseStoreEvents
 from transforms.kafka_io import ReadKafkaRecords, WriteKafkaMessages
 from transforms.kafka_python import KafkaConnection
+from transforms.messages import undecodable_dead_letter
 from transforms.offsets import CommitEndedOffsets, CommitOnAcknowledgement
 from transforms.publish import PublishDeadLetters, PublishPredictions
 from transforms.quarantine import FailureJournal
@@ -51,6 +54,7 @@ def kafka_connection(settings: Settings) -> KafkaConnection:
         client_id=settings.client_id,
         group_id=settings.group_id,
         auto_offset_reset=settings.auto_offset_reset,
+        isolation_level=settings.kafka_isolation_level,
         poll_timeout_ms=settings.poll_timeout_ms,
         watermark_lag_s=settings.watermark_lag_s,
         write_timeout_ms=int(settings.kafka_write_timeout_s * 1000),
@@ -133,6 +137,9 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
         kafka, [settings.entry_topic, settings.focus_topic], run.run_id, run.java
     )
+    undecodable = read['undecodable'] | 'UndecodableBatches' >> beam.Map(
+        undecodable_dead_letter
+    ).with_output_types(DeadLetter)
     events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(
         settings.entry_topic, settings.focus_topic, run.quarantined(settings)
     )
@@ -157,6 +164,7 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     )
     dead_lettered = (
         (
+            undecodable,
             events.dead_letters,
             entry_contexts.dead_letters,
             candidates.dead_letters,

@@ -79,6 +79,19 @@ class EndedOffsets:
 
 
 @dataclasses.dataclass(frozen=True)
+class UndecodableBatch:
+    """Offsets [start, end) of a topic-partition that the Kafka client cannot decode (a
+    compression codec it lacks, corrupt data, a CRC mismatch): skipped by the read, and
+    dead-lettered as one ``undecodable_batch`` with ``error``."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
 class EntryEvent:
     """A customer entered the store."""
 
@@ -179,9 +192,11 @@ class FailedWrite:
 
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
-    """Input that could not be processed, with the reason and where it came from."""
+    """Input that could not be processed, with the reason and where it came from;
+    ``source_end``: for a range of offsets (an undecodable batch), the offset after it."""
 
     reason: str
     detail: str
     source: Optional[SourcePosition]
     original: Optional[bytes]
+    source_end: Optional[int] = None

@@ -1,7 +1,8 @@
 """The Kafka seam: the one place that decides which Kafka connector runs.
 
 ``ReadKafkaRecords`` (PBegin -> ``records``: PCollection[KafkaRecord] timestamped with the
-Kafka record timestamp, and ``gaps``: PCollection[EndedOffsets]) and ``WriteKafkaMessages``
+Kafka record timestamp, ``gaps``: PCollection[EndedOffsets], and ``undecodable``:
+PCollection[UndecodableBatch], what the client could not decode) and ``WriteKafkaMessages``
 (PCollection[Outgoing] -> topic, then ``ended``: PCollection[EndedOffsets] of the sources
 written, and ``failed``: PCollection[FailedWrite], what the broker refused) are what the
 pipeline applies. ``KAFKA_IO`` (``--kafka_io``) chooses the connector:
@@ -35,7 +36,8 @@ from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
 
 
 class ReadKafkaRecords(beam.PTransform):
-    """Reads ``topics`` forever: ``records`` and ``gaps`` (offsets without a record)."""
+    """Reads ``topics`` forever: ``records``, ``gaps`` (offsets without a record) and
+    ``undecodable`` (ranges that could not be decoded, skipped)."""
 
     def __init__(
         self,

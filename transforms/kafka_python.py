@@ -5,8 +5,13 @@ need a Java harness; this connector needs none, so it runs wherever Python
 does (Prism, Flink with the Python harness, ...).
 
 ``ReadFromKafkaPython``
-  In:  PBegin.  Out: unbounded PCollection[KafkaRecord], timestamped with the
-  record's Kafka timestamp.
+  In:  PBegin.  Out: ``records``: unbounded PCollection[KafkaRecord], timestamped with the
+  record's Kafka timestamp; ``gaps``: PCollection[EndedOffsets] (below); ``undecodable``:
+  PCollection[UndecodableBatch], ranges the client could not decode (a codec it lacks,
+  corrupt data, a CRC mismatch), skipped so that no batch can stop the read.
+  Transactions: ``isolation_level`` read_committed (the default) hands out only committed
+  records; records of aborted transactions and the transaction markers are offsets
+  without a record.
   State: an unbounded splittable DoFn, one element per topic-partition, whose
   restriction is the offset range [next offset, inf). Each call takes its
   partition's records from the process's one consumer (transforms.kafka_fetcher),
@@ -20,8 +25,10 @@ does (Prism, Flink with the Python harness, ...).
   firing. Once a drain is asked for (transforms.drain) it fetches nothing more, and
   the watermark goes on with the wall clock. The read commits nothing itself: offsets are committed once their
   records have ended (transforms.offsets); offsets it skips because they hold
-  no record, or because the group's last commit says they ended already (before a
-  crash), come out as ``gaps`` for that purpose.
+  no record (compaction, transaction markers, aborted records), the rest of an
+  undecodable range after its first offset (which ends with its dead letter), or
+  because the group's last commit says they ended already (before a crash), come out
+  as ``gaps`` for that purpose.
 
 ``WriteToKafkaPython``
   In:  PCollection[Outgoing] (an input record's messages, key and value).
@@ -58,11 +65,11 @@ from kafka.structs import OffsetAndMetadata
 
 from transforms import drain, kafka_fetcher
 from transforms.commit_metadata import ended_ahead_ranges
-from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
+from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing, UndecodableBatch
 
 _LOGGER = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 500
-RECORDS, GAPS = 'records', 'gaps'
+RECORDS, GAPS, UNDECODABLE = 'records', 'gaps', 'undecodable'
 ENDED, FAILED = 'ended', 'failed'
 _BATCH_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 Acknowledged = Callable[[list[EndedOffsets]], None]
@@ -83,6 +90,7 @@ class KafkaConnection:
     client_id: str
     group_id: Optional[str] = None
     auto_offset_reset: str = 'latest'
+    isolation_level: str = 'read_committed'
     poll_timeout_ms: int = 100
     watermark_lag_s: float = 2.0
     write_timeout_ms: int = BROKER_WAIT_MS
@@ -104,6 +112,7 @@ class KafkaConnection:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset,
+            isolation_level=self.isolation_level,
             max_poll_records=_MAX_POLL_RECORDS,
         )
 
@@ -243,18 +252,19 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
         self._polls = Metrics.counter('events', 'polls')  # how a driver elsewhere sees it read
+        self._undecodable = Metrics.counter('events', 'undecodable_batches')
         self._progress = drain.progress(self._run_id)
 
-    def _fetch(self, tp: TopicPartition, offset: int) -> list[Any]:
+    def _fetch(self, tp: TopicPartition, offset: int) -> kafka_fetcher.Fetched:
         """``tp``'s records from ``offset``, waiting at most what is left of the bundle's wait,
         and not at all once the bundle handed records on (its round is done)."""
         if tp not in self._ended_before:
             self._ended_before[tp] = self._ended_ahead_of_commit(tp)
         wait_ms = 0 if self._bundle_read_records else self._poll_budget_ms()
-        records = self._fetcher.fetch(tp, offset, wait_ms)
+        fetched = self._fetcher.fetch(tp, offset, wait_ms)
         self._polls.inc()
-        self._bundle_read_records = self._bundle_read_records or bool(records)
-        return records
+        self._bundle_read_records = self._bundle_read_records or bool(fetched.records)
+        return fetched
 
     def _ended_ahead_of_commit(self, tp: TopicPartition) -> list[tuple[int, int]]:
         """The ranges the group's last commit says ended beyond it (transforms.offsets)."""
@@ -281,10 +291,15 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             self._advance_watermark(watermark, None)
             tracker.defer_remainder()
             return
-        messages = self._fetch(tp, start)
+        fetched = self._fetch(tp, start)
         newest_ms = None
         next_offset = start
-        for message in messages:
+        if fetched.undecodable is not None:
+            if not tracker.try_claim(fetched.undecodable.end - 1):
+                return
+            yield from self._skipped(fetched.undecodable, next_offset)
+            next_offset = fetched.undecodable.end
+        for message in fetched.records:
             if not tracker.try_claim(message.offset):
                 return
             if message.offset > next_offset:  # no records there: nothing will end them
@@ -300,9 +315,28 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 )
                 continue
             yield beam.window.TimestampedValue(kafka_record(message), message.timestamp / 1000)
+        if fetched.next_offset > next_offset:  # markers, aborted records: nothing to end them
+            if not tracker.try_claim(fetched.next_offset - 1):
+                return
+            yield beam.pvalue.TaggedOutput(
+                GAPS, EndedOffsets(tp.topic, tp.partition, next_offset, fetched.next_offset)
+            )
+            next_offset = fetched.next_offset
         self._progress.read((tp.topic, tp.partition), start, next_offset)
         self._advance_watermark(watermark, newest_ms)
         tracker.defer_remainder()
+
+    def _skipped(self, batch: UndecodableBatch, next_offset: int) -> Iterator[Any]:
+        """A range the client cannot decode: its first offset ends with its dead letter
+        (``undecodable``), the rest, and any offsets before it without a record, as gaps."""
+        self._undecodable.inc()
+        ended = [(next_offset, batch.start), (batch.start + 1, batch.end)]
+        for start, end in ended:
+            if end > start:
+                yield beam.pvalue.TaggedOutput(
+                    GAPS, EndedOffsets(batch.topic, batch.partition, start, end)
+                )
+        yield beam.pvalue.TaggedOutput(UNDECODABLE, batch)
 
     def start_bundle(self) -> None:
         self._poll_deadline: Optional[float] = None
@@ -334,8 +368,9 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
 
 
 class ReadFromKafkaPython(beam.PTransform):
-    """Unbounded read of ``topics`` (see the module docstring): ``records``, and ``gaps``
-    (EndedOffsets: offsets skipped because they hold no record)."""
+    """Unbounded read of ``topics`` (see the module docstring): ``records``, ``gaps``
+    (EndedOffsets: offsets skipped because they hold no record) and ``undecodable``
+    (UndecodableBatch: ranges skipped because they could not be decoded)."""
 
     def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str):
         super().__init__()
@@ -351,10 +386,10 @@ class ReadFromKafkaPython(beam.PTransform):
             | 'SpreadPartitions' >> beam.Reshuffle()
             | 'ReadPartitions'
             >> beam.ParDo(_ReadPartitionFn(self._connection, self._run_id)).with_outputs(
-                GAPS, main=RECORDS
+                GAPS, UNDECODABLE, main=RECORDS
             )
         )
-        return {RECORDS: read[RECORDS], GAPS: read[GAPS]}
+        return {RECORDS: read[RECORDS], GAPS: read[GAPS], UNDECODABLE: read[UNDECODABLE]}
 
 
 class _WriteFn(beam.DoFn):

@@ -11,7 +11,9 @@ the caller manages (pipeline.xlang.runtime: a JVM the SDK starts and stops).
   say which offsets it skipped because they hold no record (compaction, transaction
   markers). On a topic with such gaps the commits of a partition stop at its first gap
   (``offsets.ended_ahead`` grows) and a restart reads again from there: repeats, no loss.
-  The input topics here are neither compacted nor transactional.
+  ``undecodable``: empty too; the Java client decodes every codec Kafka has, and fails the
+  read on a corrupt batch. ``isolation.level`` is the connection's (read_committed by
+  default).
   State: KafkaIO's own (per-partition offset restrictions, in the runner). At pipeline
   construction, the group's start offset is committed for every partition that has none
   (``kafka_python.start_offsets``), so that KafkaIO starts there and transforms.offsets
@@ -42,12 +44,13 @@ from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.transforms.external import JavaJarExpansionService
 from kafka import TopicPartition
 
-from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
+from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing, UndecodableBatch
 from transforms.kafka_python import (
     ENDED,
     FAILED,
     GAPS,
     RECORDS,
+    UNDECODABLE,
     KafkaConnection,
     list_partitions,
     start_offsets,
@@ -88,6 +91,7 @@ def consumer_config(connection: KafkaConnection) -> dict[str, str]:
         **java_client_config(connection, 'reader'),
         'enable.auto.commit': 'false',
         'auto.offset.reset': connection.auto_offset_reset,
+        'isolation.level': connection.isolation_level,
     }
     if connection.group_id:
         config['group.id'] = connection.group_id
@@ -144,7 +148,8 @@ class ReadFromKafkaXlang(beam.PTransform):
         )
         records = rows | 'ToKafkaRecord' >> beam.Map(to_kafka_record).with_output_types(KafkaRecord)
         gaps = begin | 'NoGaps' >> beam.Create([]).with_output_types(EndedOffsets)
-        return {RECORDS: records, GAPS: gaps}
+        undecodable = begin | 'NoUndecodable' >> beam.Create([]).with_output_types(UndecodableBatch)
+        return {RECORDS: records, GAPS: gaps, UNDECODABLE: undecodable}
 
 
 def _messages(outgoing: Outgoing) -> Iterator[tuple[bytes, bytes]]:

@@ -5,7 +5,7 @@ Formats (Avro schemas in ``schema/``):
                       "focus_event_id", "payload": {"customer_id",
                       "coupon_id", "prediction"}}; key: customer_id.
   dead letter        {"reason", "detail", "source_topic", "source_partition",
-                      "source_offset", "original_base64", "original_size",
+                      "source_offset", "source_end_offset", "original_base64", "original_size",
                       "original_sha256", "truncated"}; key: the source position
                       ("topic/partition/offset"). Bounded whatever the input: it
                       carries at most ``max_original_bytes`` of the original (its
@@ -19,7 +19,14 @@ import hashlib
 import json
 from typing import Optional, Union
 
-from transforms.domain import CouponPrediction, DeadLetter, EntryEvent, FocusEvent
+from transforms.domain import (
+    CouponPrediction,
+    DeadLetter,
+    EntryEvent,
+    FocusEvent,
+    SourcePosition,
+    UndecodableBatch,
+)
 
 PREDICTION_EVENT_TYPE = 'prediction result'
 KafkaMessage = tuple[Optional[bytes], bytes]
@@ -54,6 +61,19 @@ def dead_letter_for(event: Union[EntryEvent, FocusEvent], reason: str, detail: s
     return DeadLetter(reason, detail, event.source, encode_event(event))
 
 
+def undecodable_dead_letter(batch: UndecodableBatch) -> DeadLetter:
+    """The dead letter of a range the Kafka client could not decode: it names the range;
+    there is no original to carry (the bytes could not be read as records)."""
+    return DeadLetter(
+        'undecodable_batch',
+        f'offsets {batch.start} to {batch.end - 1} of {batch.topic}/{batch.partition} '
+        f'could not be decoded: {batch.error}',
+        SourcePosition(batch.topic, batch.partition, batch.start),
+        None,
+        source_end=batch.end,
+    )
+
+
 def prediction_result_message(focus: FocusEvent, coupon: CouponPrediction) -> KafkaMessage:
     """One prediction result, keyed by customer_id."""
     message = {
@@ -81,6 +101,7 @@ def dead_letter_message(
         'source_topic': source.topic if source else None,
         'source_partition': source.partition if source else None,
         'source_offset': source.offset if source else None,
+        'source_end_offset': letter.source_end,
         **_bounded_original(letter.original, max_original_bytes),
     }
     key = source.event_id.encode('utf-8') if source else None

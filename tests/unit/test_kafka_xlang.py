@@ -68,6 +68,7 @@ def test_consumer_config_reads_with_the_group_and_commits_nothing_itself():
         'group.id': 'scorers',
         'enable.auto.commit': 'false',
         'auto.offset.reset': 'earliest',
+        'isolation.level': 'read_committed',
     }
 
 

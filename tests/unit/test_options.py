@@ -75,7 +75,8 @@ def test_seed_defaults():
         resolved.group_id,
         resolved.poll_timeout_ms,
         resolved.auto_offset_reset,
-    ) == ('127.0.0.1:9092', 'kafkaClients', None, 100, 'latest')
+        resolved.kafka_isolation_level,
+    ) == ('127.0.0.1:9092', 'kafkaClients', None, 100, 'latest', 'read_committed')
 
 
 @pytest.mark.parametrize(
@@ -83,6 +84,7 @@ def test_seed_defaults():
     [
         ('POLL_TIMEOUT', '--poll_timeout_ms', 'abc'),
         ('AUTO_OFFSET_RESET', '--auto_offset_reset', 'middle'),
+        ('KAFKA_ISOLATION_LEVEL', '--kafka_isolation_level', 'read_dirty'),
         ('COUPON_SCORER_URL', '--scorer_url', 'ftp://x'),
         ('BOOTSTRAP_SERVERS', '--bootstrap_servers', 'nohostport'),
         ('PREDICTION_THRESHOLD', '--prediction_threshold', '1.5'),
