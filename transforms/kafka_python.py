@@ -297,7 +297,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         if fetched.undecodable is not None:
             if not tracker.try_claim(fetched.undecodable.end - 1):
                 return
-            yield from self._skipped(fetched.undecodable, next_offset)
+            yield from self._undecodable_range(fetched.undecodable, next_offset)
             next_offset = fetched.undecodable.end
         for message in fetched.records:
             if not tracker.try_claim(message.offset):
@@ -326,7 +326,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._advance_watermark(watermark, newest_ms)
         tracker.defer_remainder()
 
-    def _skipped(self, batch: UndecodableBatch, next_offset: int) -> Iterator[Any]:
+    def _undecodable_range(self, batch: UndecodableBatch, next_offset: int) -> Iterator[Any]:
         """A range the client cannot decode: its first offset ends with its dead letter
         (``undecodable``), the rest, and any offsets before it without a record, as gaps."""
         self._undecodable.inc()
