@@ -4,11 +4,13 @@ With ``METRICS_PORT`` set, the driver serves on that port (all interfaces):
 
 ``GET /metrics``
     Prometheus' text format (prometheus-client): every counter of the pipeline as
-    ``coupon_scoring_<namespace>_<name>_total``, the focus-to-prediction latency as the
-    histogram ``coupon_scoring_focus_to_prediction_seconds``, the consumer group's lag per
-    input partition as ``coupon_scoring_consumer_lag{topic,partition}`` (end offset minus
-    committed offset), and ``coupon_scoring_job_running``. The Beam metrics and the lag are
-    refreshed by the driver every ``METRICS_INTERVAL_SECONDS``.
+    ``coupon_scoring_<namespace>_<name>_total`` in snake_case (``counter_name``: Beam's
+    ``scorer.cumulativeThrottlingSeconds`` is
+    ``coupon_scoring_scorer_cumulative_throttling_seconds_total``), the focus-to-prediction
+    latency as the histogram ``coupon_scoring_focus_to_prediction_seconds``, the consumer
+    group's lag per input partition as ``coupon_scoring_consumer_lag{topic,partition}`` (end
+    offset minus committed offset), and ``coupon_scoring_job_running``. The Beam metrics and
+    the lag are refreshed by the driver every ``METRICS_INTERVAL_SECONDS``.
 ``GET /health``
     200 when the job is running and the read polled Kafka in the last ``READ_STALE_S``
     seconds (KAFKA_IO=xlang's read runs in Java: the job's state alone), else 503; JSON
@@ -47,8 +49,19 @@ PREFIX = 'coupon_scoring'
 READ_STALE_S = 30.0
 
 
-def _metric_name(name: str) -> str:
-    return f'{PREFIX}_' + re.sub(r'[^a-zA-Z0-9_]', '_', name)
+# Where a camelCase or acronym word ends: 'run|Inference', 'cumulative|Throttling', 'HTTP|Error'.
+_WORD_END = re.compile(r'(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])')
+_NOT_A_WORD = re.compile(r'[^a-z0-9]+')
+
+
+def counter_name(beam_name: str) -> str:
+    """The Prometheus name (without ``_total``) of the Beam counter ``namespace.name``, in the
+    snake_case promtool asks for: ``RunInference.num_inferences`` is
+    ``coupon_scoring_run_inference_num_inferences``. The word ``counter`` is left out (promtool:
+    a name should not include its type), so ``RunInference.failed_batches_counter`` is
+    ``coupon_scoring_run_inference_failed_batches``."""
+    words = _NOT_A_WORD.split(_WORD_END.sub('_', beam_name).lower())
+    return '_'.join([PREFIX, *(word for word in words if word and word != 'counter')])
 
 
 class ConsumerLag:
@@ -90,11 +103,7 @@ class PipelineStatus:
     def collect(self) -> Iterator[Any]:
         """The Prometheus metric families (a prometheus-client custom collector)."""
         snapshot = self.snapshot
-        for name, value in sorted(snapshot.counters.items()):
-            if '_le_' not in name:
-                family = CounterMetricFamily(_metric_name(name), f'Beam counter {name}')
-                family.add_metric([], value)
-                yield family
+        yield from self._counters(snapshot)
         yield self._latency_histogram(snapshot)
         lag = GaugeMetricFamily(
             f'{PREFIX}_consumer_lag',
@@ -107,6 +116,20 @@ class PipelineStatus:
         running = GaugeMetricFamily(f'{PREFIX}_job_running', '1 while the job is running')
         running.add_metric([], float(self.health()[1]['job_state'] == PipelineState.RUNNING))
         yield running
+
+    @staticmethod
+    def _counters(snapshot: MetricsSnapshot) -> Iterator[CounterMetricFamily]:
+        """The Beam counters but the histogram's buckets; Beam names that map to one Prometheus
+        name (``read_store.focus``, ``read_store_focus``) are summed into it, as a name twice
+        would make the whole scrape invalid."""
+        beam_names: dict[str, list[str]] = {}
+        for beam_name in sorted(snapshot.counters):
+            if '_le_' not in beam_name:
+                beam_names.setdefault(counter_name(beam_name), []).append(beam_name)
+        for name, sources in sorted(beam_names.items()):
+            family = CounterMetricFamily(name, 'Beam counter ' + ', '.join(sources))
+            family.add_metric([], sum(snapshot.counters[source] for source in sources))
+            yield family
 
     @staticmethod
     def _latency_histogram(snapshot: MetricsSnapshot) -> HistogramMetricFamily:
