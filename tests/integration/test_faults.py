@@ -31,8 +31,10 @@ from tests.integration.outcomes import (
     as_prediction,
     assert_accounted,
     expected_outcome,
+    inputs,
     produce,
     read_all,
+    wait_for_commits,
     wait_for_focus_ends,
 )
 from tests.integration.scenario import IndependentModel, Scenario
@@ -52,10 +54,12 @@ def own_services(tmp_path: Path, scorer_options: tuple[str, ...] = ()) -> LocalS
 
 
 def assert_outcome(
-    kafka, topics: dict[str, str], expected: Expected, metrics_file: Path
+    kafka, topics: dict[str, str], expected: Expected, metrics_file: Path, group: str
 ) -> list[dict]:
-    """Reads both output topics and checks them against ``expected``, then lets the
-    pipeline's counters catch up with every focus event; returns the predictions."""
+    """Reads both output topics and checks them against ``expected``; checks that ``group``
+    committed every input offset (a record's offset is committed once it has ended, so no
+    record is left); then lets the pipeline's counters catch up with every focus event;
+    returns the predictions."""
     written = read_all(
         kafka.bootstrap_servers, topics['predictions'], len(expected.predictions), OUTPUT_TIMEOUT_S
     )
@@ -66,6 +70,7 @@ def assert_outcome(
     assert len(got) == len(set(got)), 'duplicate prediction results'
     assert set(got) == expected.predictions
     assert sorted(as_dead_letter(m) for m in letters) == sorted(expected.dead_letters)
+    assert wait_for_commits(kafka.bootstrap_servers, group, inputs(topics)) == {}
     wait_for_focus_ends(metrics_file, expected)
     return written
 
@@ -103,11 +108,11 @@ def test_flaky_scorer_everything_is_scored_in_the_end_and_retries_are_counted(
     with running_pipeline(env, tmp_path / 'pipeline.log'):
         sent = produce(kafka.bootstrap_servers, topics, scenario.main_wave())
         expected = expected_outcome(IndependentModel(flaky_scorer.db_path), sent)
-        assert_outcome(kafka, topics, expected, metrics_file)
+        assert_outcome(kafka, topics, expected, metrics_file, env['GROUP_ID'])
         time.sleep(2)  # one more metrics report
 
     metrics, injected = read_metrics(metrics_file), scorer_metrics(flaky_scorer)
-    assert_accounted(metrics, expected)
+    fault_figures['focus_ends_not_counted'] = assert_accounted(metrics, expected)
     assert metrics.get('dead_letters.scoring_failed', 0) == 0
     assert injected['errors_injected'] > 0 and injected['timeouts_injected'] > 0
     assert metrics['scorer.failed_requests_http_5xx'] == injected['errors_injected']
@@ -153,11 +158,11 @@ def test_central_down_during_entries_then_back_focus_events_fetch_their_context(
                 dead_letters=expected.dead_letters
                 - {('context_fetch_failed', position) for _, position in warm},
             )
-            assert_outcome(kafka, topics, expected, metrics_file)
+            assert_outcome(kafka, topics, expected, metrics_file, env['GROUP_ID'])
             time.sleep(2)  # one more metrics report
 
     metrics = read_metrics(metrics_file)
-    assert_accounted(metrics, expected)
+    fault_figures['focus_ends_not_counted'] = assert_accounted(metrics, expected)
     assert metrics['dead_letters.context_fetch_failed'] == valid_entries
     assert metrics.get('sessions.focus_with_default_context', 0) == 0
     fault_figures.update(

@@ -64,12 +64,12 @@ def test_scorer_down_30_s_the_backlog_drains_and_nothing_is_dropped(
             services.start_service('scorer')
             back_at = time.monotonic()
             expected = expected_outcome(IndependentModel(services.db_path), sent)
-            assert_outcome(kafka, topics, expected, metrics_file)
+            assert_outcome(kafka, topics, expected, metrics_file, env['GROUP_ID'])
             fault_figures['drained_after_s'] = round(time.monotonic() - back_at, 1)
             time.sleep(2)  # one more metrics report
 
     metrics = read_metrics(metrics_file)
-    assert_accounted(metrics, expected)
+    fault_figures['focus_ends_not_counted'] = assert_accounted(metrics, expected)
     assert metrics.get('dead_letters.scoring_failed', 0) == 0
     assert metrics['scorer.failed_requests_connection'] > 0
     assert metrics['scorer.cumulativeThrottlingSeconds'] > 0
@@ -104,11 +104,11 @@ def test_central_down_throughout_focus_events_are_scored_with_the_default_contex
             expected = dataclasses.replace(
                 expected, dead_letters=expected.dead_letters - warm_entry
             )
-            assert_outcome(kafka, topics, expected, metrics_file)
+            assert_outcome(kafka, topics, expected, metrics_file, env['GROUP_ID'])
             time.sleep(2)  # one more metrics report
 
     metrics = read_metrics(metrics_file)
-    assert_accounted(metrics, expected)
+    fault_figures['focus_ends_not_counted'] = assert_accounted(metrics, expected)
     defaulted = sum(1 for m, _ in wave if m.kind == 'focus')
     assert metrics['sessions.focus_with_default_context'] == defaulted
     fault_figures.update(
