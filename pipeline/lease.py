@@ -191,9 +191,10 @@ class GroupLease:
         self._connection = connection
         self._topics = topics
         self._timeout_s = timeout_s
+        self._role = f'lease-{socket.gethostname()}-{os.getpid()}'  # its client id's suffix
         self._me = Candidate(
             token=uuid.uuid4().hex,
-            name=f'{connection.client_id}-lease-{socket.gethostname()}-{os.getpid()}',
+            name=f'{connection.client_id}-{self._role}',
             holding=False,
             since=time.time(),
         )
@@ -238,7 +239,7 @@ class GroupLease:
     def _member(self) -> KafkaConsumer:
         timeout_ms = int(self._timeout_s * 1000)
         return self._connection.consumer(
-            f'lease-{socket.gethostname()}-{os.getpid()}',
+            self._role,
             broker_wait_ms=STARTUP_BROKER_WAIT_MS,
             group_id=self.group_id,
             partition_assignment_strategy=[OneReaderAssignor(self._candidate, self._on_holder)],
