@@ -17,7 +17,8 @@ With a GROUP_ID, one process reads the group's topics (pipeline.lease): a second
 with the same GROUP_ID stands by, says who reads, and starts its pipeline when the lease comes
 to it (the active one stopped, or died: after LEASE_TIMEOUT_SECONDS). SIGTERM or Ctrl-C stop a
 standby at once (exit 0). The active one keeps the lease until its pipeline has drained; if it
-loses the lease while running, it stops its pipeline and exits 1.
+loses the lease while running, its read stops at once, its job is cancelled without a drain,
+and it exits 1.
 
 Secrets never reach the output: every log handler masks the settings' secret
 values (message and traceback), and so do the start-up error messages.
@@ -163,6 +164,7 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
     except OSError as error:  # the port is taken
         print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
         return 2
+    lease.when_lost(progress(run_id).request)  # the read stops fetching at once
     result = p.run()
     runner = runner_view(result, options, progress(run_id), settings)
     take_back_ctrl_c()
@@ -179,7 +181,9 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
                 view.refresh(snapshot)
     except (KeyboardInterrupt, LeaseLost) as stop:
         _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
-        if runner.drains:
+        if isinstance(stop, LeaseLost):
+            _LOGGER.info('no drain: what was read here and not committed is the new holder\'s')
+        elif runner.drains:
             drain(result, progress(run_id), settings.drain_timeout_s)
         else:
             _LOGGER.info(

@@ -9,8 +9,9 @@ as soon as the lease comes to it.
 In:  the Kafka connection, GROUP_ID, the input topics, the lease timeout
      (LEASE_TIMEOUT_SECONDS).
 Out: ``GroupLease.acquire()`` returns once this process holds the lease; meanwhile it logs
-     that it stands by and who holds the lease. ``lost`` is set (``why`` says why) when the
-     process no longer holds it while running; ``release()`` gives it up.
+     that it stands by and who holds the lease. ```lost`` is set (``why`` says why), and the
+     ``when_lost`` fences are called, when the process no longer holds it while running;
+     ``release()`` gives it up.
 State: one kafka-python consumer in the group ``<GROUP_ID>.lease``, subscribed to the input
      topics and polled by a thread of its own (heartbeats, rebalances); it never fetches (every
      partition it is given is paused). Whether this process holds the lease, and who holds it.
@@ -27,9 +28,12 @@ session timeout, LEASE_TIMEOUT_SECONDS).
 
 Fencing: a holder that is told another member holds the lease, or that has heard nothing
 from the group coordinator for the session timeout (the time after which the broker expires
-it), sets ``lost``; the driver stops its pipeline. A standby needs at least one heartbeat
-interval and a pipeline start (seconds) more before it reads, so the two do not read at
-once; either way nothing is lost (offsets are committed once their records have ended).
+it), stops its read at once (a ``when_lost`` fence, in the lease's thread) and sets
+``lost``; the driver then cancels its pipeline without a drain: what it had read and not
+committed is the new holder's to read. A standby needs at least one heartbeat interval and a
+pipeline start (seconds) more before it reads, so the two rarely read at once; a process that
+wakes from a freeze can publish what its read fetched in that instant again (repeats, with
+the same focus_event_id). Nothing is lost: offsets are committed once their records ended.
 """
 
 from __future__ import annotations
@@ -203,6 +207,7 @@ class GroupLease:
         self._closing = threading.Event()
         self._failure: Optional[BaseException] = None
         self._thread: Optional[threading.Thread] = None
+        self._fences: list[Callable[[], None]] = []
 
     @property
     def name(self) -> str:
@@ -230,11 +235,18 @@ class GroupLease:
                 raise self._failure
         _LOGGER.info('holding the lease of group %s as %s', self.group_id, self.name)
 
+    def when_lost(self, fence: Callable[[], None]) -> None:
+        """``fence()`` is called at once, in the lease's thread, if the lease is lost: what must
+        stop before the driver's loop notices (the read's fetches)."""
+        self._fences.append(fence)
+
     def release(self) -> None:
         """Leaves the lease group, so that a standby takes over at once."""
         self._closing.set()
         if self._thread is not None:
             self._thread.join(_RELEASE_WAIT_S)
+        if self._me.holding:
+            _LOGGER.info('released the lease of group %s', self.group_id)
 
     def _member(self) -> KafkaConsumer:
         timeout_ms = int(self._timeout_s * 1000)
@@ -298,6 +310,8 @@ class GroupLease:
         self._me = dataclasses.replace(self._me, holding=False)
         self.why = why
         _LOGGER.error('lost the lease of group %s: %s', self.group_id, why)
+        for fence in self._fences:
+            fence()
         self.lost.set()
 
 
@@ -313,6 +327,9 @@ class NoLease:
         self.why = ''
 
     def acquire(self) -> None:
+        pass
+
+    def when_lost(self, fence: Callable[[], None]) -> None:
         pass
 
     def release(self) -> None:

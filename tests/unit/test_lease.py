@@ -180,6 +180,18 @@ def test_a_holder_told_another_process_holds_the_lease_loses_it_and_says_to_whom
     assert 'lost the lease' in caplog.text
 
 
+def test_losing_the_lease_calls_the_fences_before_the_driver_is_told():
+    lease, me = lease_named('me')
+    told = []
+    lease.when_lost(lambda: told.append(lease.lost.is_set()))
+    lease._on_holder(me)
+
+    lease._on_holder(Holder('other', 'B'))
+
+    assert told == [False]
+    assert lease.lost.is_set()
+
+
 def test_a_process_that_lost_the_lease_does_not_take_it_again():
     lease, me = lease_named('me')
     lease._on_holder(me)
