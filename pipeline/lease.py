@@ -256,7 +256,7 @@ class GroupLease:
             group_id=self.group_id,
             partition_assignment_strategy=[OneReaderAssignor(self._candidate, self._on_holder)],
             session_timeout_ms=timeout_ms,
-            heartbeat_interval_ms=timeout_ms // 3,
+            heartbeat_interval_ms=min(timeout_ms // 3, 1000),  # a standby sees a change soon
             max_poll_interval_ms=timeout_ms,  # the rebalance timeout: members poll all along
             request_timeout_ms=timeout_ms + 5000,  # above the rebalance timeout, as it must be
         )

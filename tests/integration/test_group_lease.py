@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from kafka import KafkaAdminClient
 
 from tests.integration.harness import (
     pipeline_environment,
@@ -85,6 +86,20 @@ def logged_at(log: Path, text: str) -> float:
     return stamp.timestamp()
 
 
+def lease_group_members(bootstrap: str, group_id: str) -> dict[str, int]:
+    """What an operator's describe shows: each member of the lease group by client id, with
+    the number of partitions it holds."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (group,) = admin.describe_consumer_groups([f'{group_id}.lease'])
+    finally:
+        admin.close()
+    return {
+        member.client_id: sum(len(p) for _, p in member.member_assignment.assignment)
+        for member in group.members
+    }
+
+
 def assert_standby_names_the_active_one(pair: Pair) -> None:
     holder = re.search(r'holding the lease of group \S+ as (\S+)', pair.active_log.read_text())
     assert holder and holder.group(1).endswith(f'-{pair.active.pid}')
@@ -93,6 +108,11 @@ def assert_standby_names_the_active_one(pair: Pair) -> None:
     )
     assert f'is read by {holder.group(1)};' in standing_by
     assert 'pipeline started' not in pair.standby_log.read_text()
+    standby = re.search(r'this process \((\S+)\)', standing_by).group(1)
+    assert lease_group_members(pair.env['BOOTSTRAP_SERVERS'], pair.env['GROUP_ID']) == {
+        holder.group(1): 6,  # both topics' 3 partitions
+        standby: 0,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +176,17 @@ def test_a_second_process_stands_by_reads_nothing_and_takes_over_when_the_first_
 def test_a_graceful_stop_hands_the_lease_over_after_the_drain_and_repeats_nothing(
     kafka, services, topics, tmp_path: Path, fault_figures: dict
 ):
+    """A third process stopped while standing by exits 0 without starting; then A's SIGTERM:
+    its drain, its release, and only then B's lease."""
     bootstrap = kafka.bootstrap_servers
     with active_and_standby(kafka, services, topics, tmp_path) as pair:
+        third_log = tmp_path / 'c.log'
+        third = start_pipeline(pair.env, third_log, ready='standing by')
+        stop_pipeline(third, signal.SIGTERM)
+        assert third.returncode == 0
+        assert 'stopped while standing by (SIGTERM)' in third_log.read_text()
+        assert 'pipeline started' not in third_log.read_text()
+
         sent = produce(bootstrap, topics, FIRST_WAVE.small_wave(CUSTOMERS_PER_WAVE))
         time.sleep(1)  # some of it in flight
         stopped_at = time.time()
