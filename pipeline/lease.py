@@ -27,8 +27,8 @@ pipeline has drained) or when the broker expires it (killed, frozen, cut off: af
 session timeout, LEASE_TIMEOUT_SECONDS).
 
 Fencing: a holder that is told another member holds the lease, or that has heard nothing
-from the group coordinator for the session timeout (the time after which the broker expires
-it), stops its read at once (a ``when_lost`` fence, in the lease's thread) and sets
+from the group coordinator for the session timeout while connected to it (the time after
+which the broker expires it: ``CoordinatorSilence``), stops its read at once (a ``when_lost`` fence, in the lease's thread) and sets
 ``lost``; the driver then cancels its pipeline without a drain: what it had read and not
 committed is the new holder's to read. A standby needs at least one heartbeat interval and a
 pipeline start (seconds) more before it reads, so the two rarely read at once; a process that
@@ -107,12 +107,15 @@ class Holder:
 
 
 def choose_holder(candidates: Mapping[str, Candidate]) -> str:
-    """The member id that gets the lease: a member that holds it keeps it (if several say
-    they do, after a network partition healed, the longest-holding one); else the member
-    waiting longest. Ties go to the smaller member id, so every leader decides alike."""
+    """The member id that gets the lease: a member that holds it keeps it; else the member
+    waiting longest. If several say they hold it, the latest to get it keeps it: the lease
+    went to it because the broker had expired the others (one that was frozen, or cut off,
+    rejoins with a stale claim). Ties go to the smaller member id, so every leader decides
+    alike."""
     holders = [member for member, candidate in candidates.items() if candidate.holding]
-    pool = holders or list(candidates)
-    return min(pool, key=lambda member: (candidates[member].since, member))
+    if holders:
+        return min(holders, key=lambda member: (-candidates[member].since, member))
+    return min(candidates, key=lambda member: (candidates[member].since, member))
 
 
 class OneReaderAssignor(AbstractPartitionAssignor):
@@ -173,16 +176,45 @@ class _PauseAssigned(ConsumerRebalanceListener):
             self._consumer.seek(partition, 0)
 
 
-def unconfirmed_s(consumer: KafkaConsumer) -> float:
-    """Seconds since the group coordinator last confirmed this member: answered a heartbeat
-    or completed a join; 0 while a join is in flight (the broker expires no member that waits
-    for a join's answer, and a join that gets none fails after the request timeout).
-    kafka-python 2.2 has no public view of this: its coordinator's state is read here only."""
+class CoordinatorSilence:
+    """How long the group coordinator has not answered while this member was connected to it:
+    the time after which the broker may have expired the member and given the lease away.
+
+    Counted only while connected: a frozen process wakes with its connection up and the whole
+    freeze counted; a member cut off without notice stays "connected" until its requests time
+    out; but a broker that was stopped refuses the connection, and nobody can be given the
+    lease while it is down, so an outage alone never fences (the member rejoins when the
+    broker is back, and a stale claim loses to a later holder: ``choose_holder``).
+    State: the silence so far, the time of the last tick, the last confirmation seen.
+    """
+
+    def __init__(self):
+        self._silent_s = 0.0
+        self._ticked_at: Optional[float] = None
+        self._confirmed_at: Optional[float] = None
+
+    def tick(self, now: float, confirmed_at: float, connected: bool) -> float:
+        """The silence at ``now``: ``confirmed_at``, when the coordinator last answered (a
+        heartbeat, a join); ``connected``, whether this member is connected to it now."""
+        if confirmed_at != self._confirmed_at:
+            self._silent_s, self._confirmed_at = max(0.0, now - confirmed_at), confirmed_at
+        elif connected and self._ticked_at is not None:
+            self._silent_s += now - self._ticked_at
+        self._ticked_at = now
+        return self._silent_s
+
+
+def coordinator_state(consumer: KafkaConsumer) -> tuple[float, bool]:
+    """When the group coordinator last confirmed this member (answered a heartbeat, completed
+    a join; now while a join is in flight: the broker expires no member that waits for a
+    join's answer, and a join that gets none fails after the request timeout), and whether
+    the member is connected to it. kafka-python 2.2 has no public view of these: its
+    coordinator's state is read here only."""
     coordinator = consumer._coordinator  # pylint: disable=protected-access
     if coordinator.rebalance_in_progress():
-        return 0.0
+        return time.time(), True
     heartbeat = coordinator.heartbeat
-    return time.time() - max(heartbeat.last_receive, heartbeat.last_reset)
+    return max(heartbeat.last_receive, heartbeat.last_reset), coordinator.connected()
 
 
 class GroupLease:
@@ -266,10 +298,11 @@ class GroupLease:
 
     def _keep(self, consumer: KafkaConsumer) -> None:
         """The thread: polls (joins, rebalances), fences on silence, leaves on release."""
+        silence = CoordinatorSilence()
         try:
             while not self._closing.is_set():
                 consumer.poll(timeout_ms=_POLL_MS)
-                silent_s = unconfirmed_s(consumer)
+                silent_s = silence.tick(time.time(), *coordinator_state(consumer))
                 if self._me.holding and silent_s > self._timeout_s:
                     self._lose(
                         f'no answer from the group coordinator for {silent_s:.1f} s '

@@ -16,6 +16,7 @@ from kafka.coordinator.protocol import (
 
 from pipeline.lease import (
     Candidate,
+    CoordinatorSilence,
     GroupLease,
     Holder,
     NoLease,
@@ -70,13 +71,39 @@ def test_without_a_holder_the_member_waiting_longest_gets_the_lease():
     assert choose_holder(candidates) == 'm-b'
 
 
-def test_two_holders_after_a_partition_healed_the_longest_holding_keeps_it():
+def test_two_holders_the_latest_to_get_the_lease_keeps_it_the_stale_claim_loses():
     candidates = {
-        'm-a': candidate('a', holding=True, since=500.0),
-        'm-b': candidate('b', holding=True, since=400.0),
+        'm-a': candidate('a', holding=True, since=400.0),  # expired while frozen, rejoined
+        'm-b': candidate('b', holding=True, since=500.0),  # got the lease after that
     }
 
     assert choose_holder(candidates) == 'm-b'
+
+
+def test_silence_is_counted_from_the_last_answer_while_connected():
+    silence = CoordinatorSilence()
+
+    assert silence.tick(100.0, confirmed_at=99.0, connected=True) == 1.0
+    assert silence.tick(105.0, confirmed_at=99.0, connected=True) == 6.0
+    assert silence.tick(106.0, confirmed_at=105.5, connected=True) == 0.5
+
+
+def test_a_freeze_counts_whole_on_waking():
+    silence = CoordinatorSilence()
+    silence.tick(100.0, confirmed_at=100.0, connected=True)
+
+    assert silence.tick(113.0, confirmed_at=100.0, connected=True) == 13.0
+
+
+def test_a_broker_refusing_connections_stops_the_count_until_it_is_back():
+    silence = CoordinatorSilence()
+    silence.tick(100.0, confirmed_at=100.0, connected=True)
+    for now in range(101, 130):  # the broker stopped for 30 s
+        silent_s = silence.tick(float(now), confirmed_at=100.0, connected=False)
+
+    assert silent_s == 0.0
+    assert silence.tick(130.5, confirmed_at=100.0, connected=True) == 1.5  # since the last tick
+    assert silence.tick(131.0, confirmed_at=130.75, connected=True) == 0.25
 
 
 def test_ties_go_to_the_smaller_member_id_whatever_the_order():
