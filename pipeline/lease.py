@@ -9,7 +9,7 @@ as soon as the lease comes to it.
 In:  the Kafka connection, GROUP_ID, the input topics, the lease timeout
      (LEASE_TIMEOUT_SECONDS).
 Out: ``GroupLease.acquire()`` returns once this process holds the lease; meanwhile it logs
-     that it stands by and who holds the lease. ```lost`` is set (``why`` says why), and the
+     that it stands by and who holds the lease. ``lost`` is set (``why`` says why), and the
      ``when_lost`` fences are called, when the process no longer holds it while running;
      ``release()`` gives it up.
 State: one kafka-python consumer in the group ``<GROUP_ID>.lease``, subscribed to the input
@@ -28,12 +28,16 @@ session timeout, LEASE_TIMEOUT_SECONDS).
 
 Fencing: a holder that is told another member holds the lease, or that has heard nothing
 from the group coordinator for the session timeout while connected to it (the time after
-which the broker expires it: ``CoordinatorSilence``), stops its read at once (a ``when_lost`` fence, in the lease's thread) and sets
-``lost``; the driver then cancels its pipeline without a drain: what it had read and not
-committed is the new holder's to read. A standby needs at least one heartbeat interval and a
-pipeline start (seconds) more before it reads, so the two rarely read at once; a process that
-wakes from a freeze can publish what its read fetched in that instant again (repeats, with
-the same focus_event_id). Nothing is lost: offsets are committed once their records ended.
+which the broker expires it: ``CoordinatorSilence``), stops its read at once (a
+``when_lost`` fence, in the lease's thread) and sets ``lost``; the driver then cancels its
+pipeline without a drain: what it had read and not committed is the new holder's to read.
+A standby needs a heartbeat interval (1 s) and a pipeline start (seconds) more before it
+reads, so the two rarely read at once; a process that wakes from a freeze can publish what
+its read fetched in that instant again (repeats, with the same focus_event_id). Nothing is
+lost: offsets are committed once their records have ended. The fence is by time, not by a
+token the broker checks on writes (a transactional producer's epoch; docs/faults.md says why
+there are no transactions). ``since`` is each host's wall clock: hosts whose clocks differ by
+more than the lease timeout could settle two stale claims the wrong way round.
 """
 
 from __future__ import annotations
