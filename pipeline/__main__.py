@@ -13,6 +13,13 @@ out, work in flight is read again (duplicates carry the same
 (transforms.quarantine): a record that failed the job on consecutive starts is
 dead-lettered as ``poison_pill`` on the next.
 
+With a GROUP_ID, one process reads the group's topics (pipeline.lease): a second one started
+with the same GROUP_ID stands by, says who reads, and starts its pipeline when the lease comes
+to it (the active one stopped, or died: after LEASE_TIMEOUT_SECONDS). SIGTERM or Ctrl-C stop a
+standby at once (exit 0). The active one keeps the lease until its pipeline has drained; if it
+loses the lease while running, its read stops at once, its job is cancelled without a drain,
+and it exits 1.
+
 Secrets never reach the output: every log handler masks the settings' secret
 values (message and traceback), and so do the start-up error messages.
 """
@@ -44,6 +51,7 @@ from kafka.errors import KafkaError
 from pipeline.exporter import ConsumerLag, OperatorView, PipelineStatus
 from pipeline.flink import FlinkConfigError, with_flink_defaults
 from pipeline.flink.job import FlinkJob
+from pipeline.lease import GroupLease, NoLease, group_lease
 from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import one_worker_process, route_runner, runner_instance
@@ -119,6 +127,30 @@ def failure_journal(settings: Settings) -> FailureJournal:
 
 
 def _run(options: PipelineOptions, settings: Settings) -> int:
+    """Takes the group's lease (standing by until it comes), runs the pipeline, releases it."""
+    lease = group_lease(
+        kafka_connection(settings),
+        [settings.entry_topic, settings.focus_topic],
+        settings.lease_timeout_s,
+    )
+    try:
+        lease.acquire()
+    except KeyboardInterrupt as stop:
+        _LOGGER.info('stopped while standing by (%s): the pipeline never started', stop or 'SIGINT')
+        lease.release()
+        return 0
+    except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
+        print(cannot_start_message(error, settings), file=sys.stderr)
+        lease.release()
+        return 2
+    try:
+        return _run_holding(options, settings, lease)
+    finally:
+        lease.release()
+
+
+def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease | NoLease) -> int:
+    """Runs the pipeline until a signal stops it, it ends, or ``lease`` is lost (then 1)."""
     options = route_runner(options)
     p = beam.Pipeline(runner=runner_instance(options), options=options)
     journal = failure_journal(settings)
@@ -132,6 +164,7 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
     except OSError as error:  # the port is taken
         print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
         return 2
+    lease.when_lost(progress(run_id).request)  # the read stops fetching at once
     result = p.run()
     runner = runner_view(result, options, progress(run_id), settings)
     take_back_ctrl_c()
@@ -141,13 +174,16 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
     try:
         announce_reading(result, runner.reading)
         while not PipelineState.is_terminal(result.state):
-            time.sleep(settings.metrics_interval_s)
+            if lease.lost.wait(settings.metrics_interval_s):
+                raise LeaseLost(lease.why)
             snapshot = report(runner.metrics, settings.metrics_file)
             if view:
                 view.refresh(snapshot)
-    except KeyboardInterrupt as stop:
+    except (KeyboardInterrupt, LeaseLost) as stop:
         _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
-        if runner.drains:
+        if isinstance(stop, LeaseLost):
+            _LOGGER.info('no drain: what was read here and not committed is the new holder\'s')
+        elif runner.drains:
             drain(result, progress(run_id), settings.drain_timeout_s)
         else:
             _LOGGER.info(
@@ -160,7 +196,16 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
         if view:
             view.close()
     _LOGGER.info('pipeline %s', result.state)
+    if lease.lost.is_set():
+        return 1  # fenced: a service manager restarts it, as a standby
     return 0 if result.state in (PipelineState.DONE, PipelineState.CANCELLED) else 1
+
+
+class LeaseLost(Exception):
+    """This process no longer holds its group's lease: its pipeline stops (fencing)."""
+
+    def __str__(self) -> str:
+        return f'lost the group lease: {self.args[0]}'
 
 
 def operator_view(

@@ -294,6 +294,16 @@ SETTINGS: tuple[Setting, ...] = (
         'committed before cancelling',
     ),
     Setting(
+        'lease_timeout_s',
+        'LEASE_TIMEOUT_SECONDS',
+        _positive_float,
+        10.0,
+        'with a GROUP_ID, one process reads it and the others stand by (pipeline/lease.py); '
+        'a standby takes over this long after the active one died (the lease group\'s '
+        'session timeout; the broker\'s group.min.session.timeout.ms, 6 s by default, is '
+        'the least)',
+    ),
+    Setting(
         'failure_journal',
         'FAILURE_JOURNAL',
         _text,
@@ -423,6 +433,7 @@ class Settings:
     dead_letter_max_original_bytes: int
     kafka_write_timeout_s: float
     drain_timeout_s: float
+    lease_timeout_s: float
     failure_journal: Optional[str]
     quarantine_after: int
     metrics_interval_s: float

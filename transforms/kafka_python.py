@@ -103,18 +103,22 @@ class KafkaConnection:
             config['sasl_plain_password'] = self.sasl_password
         return config
 
-    def consumer(self, role: str, broker_wait_ms: int = BROKER_WAIT_MS) -> KafkaConsumer:
-        """A consumer that waits up to ``broker_wait_ms`` for an unreachable broker."""
-        return KafkaConsumer(
+    def consumer(
+        self, role: str, broker_wait_ms: int = BROKER_WAIT_MS, **overrides: Any
+    ) -> KafkaConsumer:
+        """A consumer that waits up to ``broker_wait_ms`` for an unreachable broker;
+        ``overrides``: other kafka-python settings (the group lease's membership)."""
+        config = {
             **self._client_config(),
             **_resilience(broker_wait_ms),
-            client_id=f'{self.client_id}-{role}',
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset=self.auto_offset_reset,
-            isolation_level=self.isolation_level,
-            max_poll_records=_MAX_POLL_RECORDS,
-        )
+            'client_id': f'{self.client_id}-{role}',
+            'group_id': self.group_id,
+            'enable_auto_commit': False,
+            'auto_offset_reset': self.auto_offset_reset,
+            'isolation_level': self.isolation_level,
+            'max_poll_records': _MAX_POLL_RECORDS,
+        }
+        return KafkaConsumer(**{**config, **overrides})
 
     def producer(self, role: str) -> KafkaProducer:
         """A producer that keeps retrying a send for ``write_timeout_ms`` (kafka-python's

@@ -89,6 +89,7 @@ def test_seed_defaults():
         ('BOOTSTRAP_SERVERS', '--bootstrap_servers', 'nohostport'),
         ('PREDICTION_THRESHOLD', '--prediction_threshold', '1.5'),
         ('TOP_K', '--top_k', '0'),
+        ('LEASE_TIMEOUT_SECONDS', '--lease_timeout_s', '0'),
     ],
 )
 def test_malformed_value_raises_naming_the_variable(variable, flag, value):
@@ -97,6 +98,11 @@ def test_malformed_value_raises_naming_the_variable(variable, flag, value):
     assert variable in message
     assert flag in message
     assert repr(value) in message
+
+
+def test_lease_timeout_defaults_to_10_s_and_is_set_by_its_variable():
+    assert settings().lease_timeout_s == 10.0
+    assert settings(LEASE_TIMEOUT_SECONDS='6').lease_timeout_s == 6.0
 
 
 def test_secret_is_never_echoed_in_an_error():
