@@ -55,14 +55,14 @@ from typing import Callable, Mapping, Optional
 from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import AbstractPartitionAssignor
-from kafka.coordinator.protocol import (
-    ConsumerProtocolMemberAssignment,
-    ConsumerProtocolMemberMetadata,
-)
+from kafka.coordinator.protocol import ConsumerProtocol
 
 from transforms.kafka_python import STARTUP_BROKER_WAIT_MS, KafkaConnection, list_partitions
 
 _LOGGER = logging.getLogger(__name__)
+# The consumer protocol's member metadata and assignment, as kafka-python names their structs.
+ConsumerProtocolMemberMetadata = ConsumerProtocol[0].METADATA
+ConsumerProtocolMemberAssignment = ConsumerProtocol[0].ASSIGNMENT
 LEASE_GROUP_SUFFIX = '.lease'
 _POLL_MS = 200  # how often the lease's thread polls (heartbeats run in kafka-python's own)
 _RELEASE_WAIT_S = 10.0

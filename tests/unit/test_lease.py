@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import os
 
-from kafka.coordinator.protocol import (
-    ConsumerProtocolMemberAssignment,
-    ConsumerProtocolMemberMetadata,
-)
+from kafka.coordinator.subscription import Subscription
 
 from pipeline.lease import (
     Candidate,
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
     CoordinatorSilence,
     GroupLease,
     Holder,
@@ -50,7 +49,9 @@ class Cluster:
 def joined(*candidates: Candidate, topics=('entry', 'focus')) -> dict:
     """Member metadata as the leader decodes it, member ids m-<token>."""
     return {
-        f'm-{c.token}': ConsumerProtocolMemberMetadata(0, list(topics), c.encode())
+        f'm-{c.token}': Subscription(
+            ConsumerProtocolMemberMetadata(0, list(topics), c.encode()), None
+        )
         for c in candidates
     }
 
@@ -151,7 +152,7 @@ def test_metadata_carries_this_process_as_it_is_when_it_joins():
 
     metadata = assignor.metadata({'focus', 'entry'})
 
-    assert metadata.subscription == ['entry', 'focus']
+    assert metadata.topics == ['entry', 'focus']
     assert Candidate.decode('m-a', metadata.user_data) == candidate('a', holding=True)
 
 
