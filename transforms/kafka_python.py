@@ -47,7 +47,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
@@ -122,6 +122,15 @@ class KafkaConnection:
             max_block_ms=timeout_ms,
             request_timeout_ms=min(30_000, timeout_ms // 2),
         )  # kafka-python wants it below
+
+    def admin(self, role: str, broker_wait_ms: int = BROKER_WAIT_MS) -> KafkaAdminClient:
+        """An admin client (topic metadata) that waits up to ``broker_wait_ms`` for an
+        unreachable broker."""
+        return KafkaAdminClient(
+            **self._client_config(),
+            **_resilience(broker_wait_ms),
+            client_id=f'{self.client_id}-{role}',
+        )
 
 
 def _resilience(broker_wait_ms: int) -> dict[str, int]:
