@@ -131,7 +131,11 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     )
 
     read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
-        kafka, [settings.entry_topic, settings.focus_topic], run.run_id, run.java
+        kafka,
+        [settings.entry_topic, settings.focus_topic],
+        run.run_id,
+        run.java,
+        settings.partition_discovery_s,
     )
     events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(
         settings.entry_topic, settings.focus_topic, run.quarantined(settings)

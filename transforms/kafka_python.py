@@ -7,14 +7,17 @@ does (Prism, Flink with the Python harness, ...).
 ``ReadFromKafkaPython``
   In:  PBegin.  Out: unbounded PCollection[KafkaRecord], timestamped with the
   record's Kafka timestamp.
-  State: an unbounded splittable DoFn, one element per topic-partition, whose
+  State: the topics' partitions come from transforms.kafka_partitions, which also
+  finds those added while the pipeline runs. An unbounded splittable DoFn, one
+  element per topic-partition, whose
   restriction is the offset range [next offset, inf). Each call takes its
   partition's records from the process's one consumer (transforms.kafka_fetcher),
   claims them and checkpoints the rest with ``defer_remainder``; the calls of
   one bundle share one ``poll_timeout_ms`` of waiting, and stop waiting once the
   bundle has records to hand on. The start
-  offset is the consumer group's committed offset, else ``auto_offset_reset``
-  (then committed, so that the group always has one). The watermark trails
+  offset is the consumer group's committed offset, else the partition's reset
+  policy (``auto_offset_reset``; ``earliest`` for a partition added while running),
+  then committed, so that the group always has one. The watermark trails
   the newest record time by ``watermark_lag_s``; a caught-up (idle) partition
   advances it to the wall clock minus the same lag, so timers downstream keep
   firing. Once a drain is asked for (transforms.drain) it fetches nothing more, and
@@ -34,6 +37,7 @@ does (Prism, Flink with the Python harness, ...).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import sys
@@ -59,6 +63,7 @@ from kafka.structs import OffsetAndMetadata
 from transforms import drain, kafka_fetcher
 from transforms.commit_metadata import ended_ahead_ranges
 from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing
+from transforms.kafka_partitions import PartitionToRead, WatchPartitions
 
 _LOGGER = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 500
@@ -229,9 +234,10 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._connection = connection
         self._run_id = run_id
 
-    def initial_restriction(self, partition: tuple[str, int]) -> OffsetRange:
-        tp = TopicPartition(*partition)
-        return OffsetRange(start_offsets(self._connection, [tp])[tp], sys.maxsize)
+    def initial_restriction(self, partition: PartitionToRead) -> OffsetRange:
+        tp = TopicPartition(partition.topic, partition.partition)
+        connection = dataclasses.replace(self._connection, auto_offset_reset=partition.reset)
+        return OffsetRange(start_offsets(connection, [tp])[tp], sys.maxsize)
 
     def create_tracker(self, restriction: OffsetRange) -> _UnboundedOffsetTracker:
         return _UnboundedOffsetTracker(restriction)
@@ -279,11 +285,11 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     @beam.DoFn.unbounded_per_element()
     def process(
         self,
-        partition: tuple[str, int],
+        partition: PartitionToRead,
         tracker=beam.DoFn.RestrictionParam(),
         watermark=beam.DoFn.WatermarkEstimatorParam(_WatermarkState()),
     ) -> Iterator[beam.window.TimestampedValue]:
-        tp = TopicPartition(*partition)
+        tp = TopicPartition(partition.topic, partition.partition)
         start = tracker.current_restriction().start
         if self._progress.draining:  # read nothing more; the watermark goes on
             time.sleep(self._poll_budget_ms() / 1000)
@@ -344,19 +350,30 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
 
 class ReadFromKafkaPython(beam.PTransform):
     """Unbounded read of ``topics`` (see the module docstring): ``records``, and ``gaps``
-    (EndedOffsets: offsets skipped because they hold no record)."""
+    (EndedOffsets: offsets skipped because they hold no record). A partition added to a
+    topic while it runs is read within ``partition_discovery_s``."""
 
-    def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str):
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        topics: list[str],
+        run_id: str,
+        partition_discovery_s: float = 30.0,
+    ):
         super().__init__()
         self._connection = connection
         self._topics = topics
         self._run_id = run_id
+        self._partition_discovery_s = partition_discovery_s
 
     def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
-        partitions = list_partitions(self._connection, self._topics)
+        counts = collections.Counter(  # a missing topic stops the start here
+            topic for topic, _ in list_partitions(self._connection, self._topics)
+        )
         read = (
             begin
-            | 'TopicPartitions' >> beam.Create(partitions)
+            | 'TopicPartitions'
+            >> WatchPartitions(self._connection, dict(counts), self._partition_discovery_s)
             | 'SpreadPartitions' >> beam.Reshuffle()
             | 'ReadPartitions'
             >> beam.ParDo(_ReadPartitionFn(self._connection, self._run_id)).with_outputs(
