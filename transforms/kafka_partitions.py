@@ -5,7 +5,8 @@ Out: unbounded PCollection[PartitionToRead]: each partition of each topic once, 
      its read starts when the consumer group has no offset for it (``reset``): the
      connection's ``auto_offset_reset`` for the partitions the topic had when the pipeline
      was built, ``earliest`` for any partition found later, so that the records written to
-     it before it was found are read too. Every element is timestamped ``AHEAD_OF_EVERYTHING``.
+     it before it was found are read too. Every element is timestamped at the minimum
+     timestamp, as ``beam.Create``'s elements are (why: below).
 State: a splittable DoFn, one element per topic (the topic and its partition count when the
   pipeline was built), whose restriction is the partition numbers not yet handed on,
   [next, inf). Kafka numbers a topic's partitions 0..n-1 and can only add to them, so what
@@ -18,14 +19,33 @@ State: a splittable DoFn, one element per topic (the topic and its partition cou
   deleted) is logged and retried at the next due time. Per DoFn instance: the admin
   client, made on first use and dropped after an error, and when each topic is next due.
 
-Why the watermark is ``AHEAD_OF_EVERYTHING``: the read's output watermark is bounded by its
-input's, this transform's. Built from a bounded ``Create``, that input's watermark was +inf
-once the partitions were out, and the read's watermark was its own estimate (the newest
-record time, or the wall clock when idle, minus ``WATERMARK_LAG_SECONDS``), which the
-event-time stages downstream (CustomerSessions) wait for. So this transform must not hold
-it back: its watermark stands from the start at a fixed time far in the future, just below
-the end of the global window (which would close the window), and its partitions are
-timestamped at that same time, so they are never behind its watermark.
+Why the watermark runs ``AHEAD_OF_WALL_CLOCK`` and the partitions' timestamp is the minimum:
+the read's watermark must stay its own estimate (the newest record time, or the wall clock
+when idle, minus ``WATERMARK_LAG_SECONDS``), which the event-time stages downstream
+(CustomerSessions) wait for; any lag added here would be latency. The read's partitions used
+to come from a bounded ``Create``: elements at the minimum timestamp, then a watermark of
++inf. This transform does the same as far as an unbounded one can:
+
+- In Beam's model (and on Flink) a splittable DoFn's output watermark is bounded by its
+  input's, this transform's: so its watermark runs far ahead of any record time (the wall
+  clock plus 1,000 years, far below the end of the global window, which would close it).
+- Prism 2.73 computes a stage's output watermark from its input watermark, which its
+  pending and in-progress elements hold at their timestamps, replaced by the estimate the
+  SDK reports only while that estimate advances (``updateWatermarks`` in its element
+  manager). The read's elements (its partitions and their residuals) are always pending or
+  in progress. Timestamped far ahead, they let the read's output watermark jump there
+  whenever its estimate did not move, and the stateful stages downstream, which run only
+  when their input watermark moves, stopped for good (seen: the warm-up focus event never
+  scored). At the minimum timestamp, as ``Create``'s were, they hold the read's input at the
+  minimum, and its output follows its estimate, as before.
+- Prism 2.73 looks at a stage's new elements only when its upstream watermark moves (after a
+  bundle it re-examines the bundle's own stage, and the stages downstream only if that
+  stage's output watermark advanced). With a fixed watermark, partitions handed on after
+  the first ones waited in front of the read for good (seen: 3 runs of 5). So the watermark
+  moves with the wall clock, set at the end of every call.
+
+Outputs behind the watermark are late in Beam's model, but only an expired window drops late
+data, and the global window expires at its end.
 
 Why the delay is also kept in the DoFn: Prism 2.73 ignores a resume delay (a 3 s
 ``defer_remainder`` gave 7,034 calls in 9 s), so each instance lists a topic only when due,
@@ -45,16 +65,16 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from kafka import KafkaAdminClient
 
 if TYPE_CHECKING:
     from transforms.kafka_python import KafkaConnection
 
 _LOGGER = logging.getLogger(__name__)
-# Below the end of the global window, which would close it; any record time is far below.
-AHEAD_OF_EVERYTHING = GlobalWindow().max_timestamp() - Duration(seconds=7 * 24 * 3600)
+# How far the watermark runs ahead of the wall clock: ahead of any record time, far below the
+# end of the global window (year 294247), which would close it.
+AHEAD_OF_WALL_CLOCK = Duration(seconds=1000 * 365 * 24 * 3600)
 IDLE_SLEEP_S = 1.0
 EARLIEST = 'earliest'
 METADATA_WAIT_MS = 10_000  # how long a listing waits for an unreachable broker
@@ -118,11 +138,15 @@ class _PartitionNumberTracker(OffsetRestrictionTracker):
         return False
 
 
-class _AheadOfEverything(WatermarkEstimatorProvider):
-    """A watermark that stands at ``AHEAD_OF_EVERYTHING`` from the start."""
+def ahead_of_wall_clock() -> Timestamp:
+    return Timestamp.now() + AHEAD_OF_WALL_CLOCK
+
+
+class _AheadOfWallClock(WatermarkEstimatorProvider):
+    """A watermark ``AHEAD_OF_WALL_CLOCK`` from the start; the DoFn moves it on."""
 
     def initial_estimator_state(self, element, restriction) -> Timestamp:
-        return AHEAD_OF_EVERYTHING
+        return ahead_of_wall_clock()
 
     def create_watermark_estimator(self, state: Timestamp) -> ManualWatermarkEstimator:
         return ManualWatermarkEstimator(state)
@@ -162,7 +186,7 @@ class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
         self,
         topic: tuple[str, int],
         tracker=beam.DoFn.RestrictionParam(),
-        watermark=beam.DoFn.WatermarkEstimatorParam(_AheadOfEverything()),
+        watermark=beam.DoFn.WatermarkEstimatorParam(_AheadOfWallClock()),
     ) -> Iterator[beam.window.TimestampedValue]:
         name, count_at_build = topic
         early_s = self._schedule.wait_s(name)
@@ -178,9 +202,8 @@ class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
                     'partition %d of %s added: reading it from its first offset', number, name
                 )
             reset = start_policy(number, count_at_build, self._connection.auto_offset_reset)
-            yield beam.window.TimestampedValue(
-                PartitionToRead(name, number, reset), AHEAD_OF_EVERYTHING
-            )
+            yield beam.window.TimestampedValue(PartitionToRead(name, number, reset), MIN_TIMESTAMP)
+        watermark.set_watermark(max(watermark.current_watermark(), ahead_of_wall_clock()))
         tracker.defer_remainder(Duration(seconds=self._discovery_s))
 
     def _list(self, topic: str) -> Optional[int]:

@@ -9,19 +9,21 @@ from typing import Optional
 
 import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
 from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from kafka.errors import NoBrokersAvailable
 
 from transforms import kafka_partitions
 from transforms.kafka_partitions import (
-    AHEAD_OF_EVERYTHING,
+    AHEAD_OF_WALL_CLOCK,
     ListingSchedule,
     PartitionToRead,
-    _AheadOfEverything,
+    _AheadOfWallClock,
     _PartitionNumberTracker,
     _WatchPartitionsFn,
+    ahead_of_wall_clock,
     readable_count,
     start_policy,
 )
@@ -71,14 +73,11 @@ def test_the_restriction_splits_only_to_checkpoint():
     assert tracker.try_split(0) == (OffsetRange(3, 3), OffsetRange(3, sys.maxsize))
 
 
-def test_the_watermark_stands_ahead_of_every_record_below_the_global_window_end():
-    estimator = _AheadOfEverything().create_watermark_estimator(
-        _AheadOfEverything().initial_estimator_state(('focus', 3), OffsetRange(0, 1))
-    )
+def test_the_watermark_runs_ahead_of_the_wall_clock_below_the_global_window_end():
+    state = _AheadOfWallClock().initial_estimator_state(('focus', 3), OffsetRange(0, 1))
 
-    assert estimator.current_watermark() == AHEAD_OF_EVERYTHING
-    assert AHEAD_OF_EVERYTHING < GlobalWindow().max_timestamp()
-    assert AHEAD_OF_EVERYTHING.seconds() > 1e12  # years ahead of any Kafka timestamp
+    assert state - Timestamp.now() > Duration(seconds=999 * 365 * 24 * 3600)
+    assert state + AHEAD_OF_WALL_CLOCK < GlobalWindow().max_timestamp()
 
 
 class FakeAdmin:
@@ -114,6 +113,7 @@ class Watcher:
         self.fn = _WatchPartitionsFn(connection, 30.0)
         self.fn.setup()
         self.restriction: Optional[OffsetRange] = OffsetRange(0, sys.maxsize)
+        self.watermark = ManualWatermarkEstimator(ahead_of_wall_clock())
 
     def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
@@ -121,8 +121,10 @@ class Watcher:
 
     def call(self, topic: tuple[str, int]) -> list[PartitionToRead]:
         tracker = ThreadsafeRestrictionTracker(_PartitionNumberTracker(self.restriction))
-        outputs = list(self.fn.process(topic, RestrictionTrackerView(tracker), None))
-        assert all(out.timestamp == AHEAD_OF_EVERYTHING for out in outputs)
+        before = self.watermark.current_watermark()
+        outputs = list(self.fn.process(topic, RestrictionTrackerView(tracker), self.watermark))
+        assert self.watermark.current_watermark() > before  # moves at every call
+        assert all(out.timestamp == MIN_TIMESTAMP for out in outputs)
         residual, delay = tracker.deferred_status()
         assert delay <= Duration(seconds=30)
         self.restriction = residual
