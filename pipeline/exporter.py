@@ -41,7 +41,7 @@ from prometheus_client.core import (
 
 from pipeline.metrics import LATENCY, MetricsSnapshot
 from transforms.drain import RunProgress
-from transforms.kafka_python import KafkaConnection, list_partitions
+from transforms.kafka_python import KafkaConnection
 from transforms.latency import BOUNDS_MS
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,17 +65,25 @@ def counter_name(beam_name: str) -> str:
 
 
 class ConsumerLag:
-    """End offset minus the group's committed offset, per input partition."""
+    """End offset minus the group's committed offset, per input partition. The partitions are
+    listed at each read, so that those added while the pipeline runs are shown too."""
 
     def __init__(self, connection: KafkaConnection, topics: list[str]):
-        self._partitions = [TopicPartition(*tp) for tp in list_partitions(connection, topics)]
+        self._topics = topics
+        self._admin = connection.admin('lag')
         self._consumer = connection.consumer('lag')
 
     def read(self) -> dict[TopicPartition, int]:
-        ends = self._consumer.end_offsets(self._partitions)
-        return {tp: ends[tp] - (self._consumer.committed(tp) or 0) for tp in self._partitions}
+        partitions = [
+            TopicPartition(described['topic'], partition['partition'])
+            for described in self._admin.describe_topics(self._topics)
+            for partition in described['partitions']
+        ]
+        ends = self._consumer.end_offsets(partitions)
+        return {tp: ends[tp] - (self._consumer.committed(tp) or 0) for tp in partitions}
 
     def close(self) -> None:
+        self._admin.close()
         self._consumer.close()
 
 

@@ -209,6 +209,14 @@ SETTINGS: tuple[Setting, ...] = (
         'the read watermark trails the newest record time (the wall clock '
         'when a partition is caught up) by this',
     ),
+    Setting(
+        'partition_discovery_s',
+        'PARTITION_DISCOVERY_SECONDS',
+        _positive_float,
+        30.0,
+        'how often the input topics are listed for partitions added while the pipeline '
+        'runs; a partition found that way is read from its first offset',
+    ),
     Setting('top_k', 'TOP_K', _positive_int, 5, 'most coupons published per focus event'),
     Setting(
         'prediction_threshold',
@@ -421,6 +429,7 @@ class Settings:
     dead_letter_topic: str
     context_ttl_s: float
     watermark_lag_s: float
+    partition_discovery_s: float
     top_k: int
     prediction_threshold: float
     scorer_max_rows: int

@@ -135,7 +135,11 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     )
 
     read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
-        kafka, [settings.entry_topic, settings.focus_topic], run.run_id, run.java
+        kafka,
+        [settings.entry_topic, settings.focus_topic],
+        run.run_id,
+        run.java,
+        settings.partition_discovery_s,
     )
     undecodable = read['undecodable'] | 'UndecodableBatches' >> beam.Map(
         undecodable_dead_letter

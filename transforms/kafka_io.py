@@ -37,7 +37,9 @@ from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
 
 class ReadKafkaRecords(beam.PTransform):
     """Reads ``topics`` forever: ``records``, ``gaps`` (offsets without a record) and
-    ``undecodable`` (ranges that could not be decoded, skipped)."""
+    ``undecodable`` (ranges that could not be decoded, skipped). ``partition_discovery_s``:
+    how often the Python connector looks for partitions added while it runs (the xlang
+    connector does not)."""
 
     def __init__(
         self,
@@ -45,17 +47,19 @@ class ReadKafkaRecords(beam.PTransform):
         topics: list[str],
         run_id: str,
         expansion_service: Optional[JavaJarExpansionService] = None,
+        partition_discovery_s: float = 30.0,
     ):
         super().__init__()
         self._connection = connection
         self._topics = topics
         self._run_id = run_id
         self._expansion_service = expansion_service
+        self._partition_discovery_s = partition_discovery_s
 
     def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
         if self._expansion_service is None:
             return begin | 'ReadFromKafka' >> ReadFromKafkaPython(
-                self._connection, self._topics, self._run_id
+                self._connection, self._topics, self._run_id, self._partition_discovery_s
             )
         return begin | 'ReadFromKafkaXlang' >> ReadFromKafkaXlang(
             self._connection, self._topics, self._expansion_service

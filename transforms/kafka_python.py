@@ -12,14 +12,17 @@ does (Prism, Flink with the Python harness, ...).
   Transactions: ``isolation_level`` read_committed (the default) hands out only committed
   records; records of aborted transactions and the transaction markers are offsets
   without a record.
-  State: an unbounded splittable DoFn, one element per topic-partition, whose
+  State: the topics' partitions come from transforms.kafka_partitions, which also
+  finds those added while the pipeline runs. An unbounded splittable DoFn, one
+  element per topic-partition, whose
   restriction is the offset range [next offset, inf). Each call takes its
   partition's records from the process's one consumer (transforms.kafka_fetcher),
   claims them and checkpoints the rest with ``defer_remainder``; the calls of
   one bundle share one ``poll_timeout_ms`` of waiting, and stop waiting once the
   bundle has records to hand on. The start
-  offset is the consumer group's committed offset, else ``auto_offset_reset``
-  (then committed, so that the group always has one). The watermark trails
+  offset is the consumer group's committed offset, else the partition's reset
+  policy (``auto_offset_reset``; ``earliest`` for a partition added while running),
+  then committed, so that the group always has one. The watermark trails
   the newest record time by ``watermark_lag_s``; a caught-up (idle) partition
   advances it to the wall clock minus the same lag, so timers downstream keep
   firing. Once a drain is asked for (transforms.drain) it fetches nothing more, and
@@ -41,6 +44,7 @@ does (Prism, Flink with the Python harness, ...).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import sys
@@ -54,7 +58,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
@@ -66,6 +70,7 @@ from kafka.structs import OffsetAndMetadata
 from transforms import drain, kafka_fetcher
 from transforms.commit_metadata import ended_ahead_ranges
 from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing, UndecodableBatch
+from transforms.kafka_partitions import PartitionToRead, WatchPartitions
 
 _LOGGER = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 500
@@ -135,6 +140,15 @@ class KafkaConnection:
             max_block_ms=timeout_ms,
             request_timeout_ms=min(30_000, timeout_ms // 2),
         )  # kafka-python wants it below
+
+    def admin(self, role: str, broker_wait_ms: int = BROKER_WAIT_MS) -> KafkaAdminClient:
+        """An admin client (topic metadata) that waits up to ``broker_wait_ms`` for an
+        unreachable broker."""
+        return KafkaAdminClient(
+            **self._client_config(),
+            **_resilience(broker_wait_ms),
+            client_id=f'{self.client_id}-{role}',
+        )
 
 
 def _resilience(broker_wait_ms: int) -> dict[str, int]:
@@ -233,9 +247,10 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._connection = connection
         self._run_id = run_id
 
-    def initial_restriction(self, partition: tuple[str, int]) -> OffsetRange:
-        tp = TopicPartition(*partition)
-        return OffsetRange(start_offsets(self._connection, [tp])[tp], sys.maxsize)
+    def initial_restriction(self, partition: PartitionToRead) -> OffsetRange:
+        tp = TopicPartition(partition.topic, partition.partition)
+        connection = dataclasses.replace(self._connection, auto_offset_reset=partition.reset)
+        return OffsetRange(start_offsets(connection, [tp])[tp], sys.maxsize)
 
     def create_tracker(self, restriction: OffsetRange) -> _UnboundedOffsetTracker:
         return _UnboundedOffsetTracker(restriction)
@@ -284,11 +299,11 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     @beam.DoFn.unbounded_per_element()
     def process(
         self,
-        partition: tuple[str, int],
+        partition: PartitionToRead,
         tracker=beam.DoFn.RestrictionParam(),
         watermark=beam.DoFn.WatermarkEstimatorParam(_WatermarkState()),
     ) -> Iterator[beam.window.TimestampedValue]:
-        tp = TopicPartition(*partition)
+        tp = TopicPartition(partition.topic, partition.partition)
         start = tracker.current_restriction().start
         if self._progress.draining:  # read nothing more; the watermark goes on
             time.sleep(self._poll_budget_ms() / 1000)
@@ -374,19 +389,30 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
 class ReadFromKafkaPython(beam.PTransform):
     """Unbounded read of ``topics`` (see the module docstring): ``records``, ``gaps``
     (EndedOffsets: offsets skipped because they hold no record) and ``undecodable``
-    (UndecodableBatch: ranges skipped because they could not be decoded)."""
+    (UndecodableBatch: ranges skipped because they could not be decoded). A partition added
+    to a topic while it runs is read within ``partition_discovery_s``."""
 
-    def __init__(self, connection: KafkaConnection, topics: list[str], run_id: str):
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        topics: list[str],
+        run_id: str,
+        partition_discovery_s: float = 30.0,
+    ):
         super().__init__()
         self._connection = connection
         self._topics = topics
         self._run_id = run_id
+        self._partition_discovery_s = partition_discovery_s
 
     def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
-        partitions = list_partitions(self._connection, self._topics)
+        counts = collections.Counter(  # a missing topic stops the start here
+            topic for topic, _ in list_partitions(self._connection, self._topics)
+        )
         read = (
             begin
-            | 'TopicPartitions' >> beam.Create(partitions)
+            | 'TopicPartitions'
+            >> WatchPartitions(self._connection, dict(counts), self._partition_discovery_s)
             | 'SpreadPartitions' >> beam.Reshuffle()
             | 'ReadPartitions'
             >> beam.ParDo(_ReadPartitionFn(self._connection, self._run_id)).with_outputs(
