@@ -17,7 +17,14 @@ setuptools.setup(
     version='0.1.0',
     description='Real-time coupon scoring for physical stores: an Apache Beam streaming pipeline',
     python_requires='>=3.11',
-    packages=['pipeline', 'pipeline.flink', 'pipeline.xlang', 'transforms', 'schema'],
+    packages=[
+        'pipeline',
+        'pipeline.flink',
+        'pipeline.xlang',
+        'transforms',
+        'transforms.kafka',
+        'schema',
+    ],
     package_data={
         'schema': ['*.avsc', '*.json'],
         'pipeline.xlang': ['pom.xml', '*.sh'],

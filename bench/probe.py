@@ -25,7 +25,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from bench.references import FOCUS_ID_HEADER, focus_event_id
 from transforms.events import FOCUS_EVENT_TYPE, InvalidEvent, parse_store_event
-from transforms.kafka_python import kafka_record
+from transforms.kafka.python_io import kafka_record
 
 POLL_TIMEOUT_MS = 50
 READY_TIMEOUT_S = 30.0

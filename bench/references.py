@@ -49,7 +49,7 @@ from transforms.domain import (
     KafkaRecord,
 )
 from transforms.events import ENTRY_EVENT_TYPE, FOCUS_EVENT_TYPE, InvalidEvent, parse_store_event
-from transforms.kafka_python import kafka_record
+from transforms.kafka.python_io import kafka_record
 from transforms.messages import prediction_result_message
 from transforms.scoring import scorer_instance
 from transforms.selection import top_coupons

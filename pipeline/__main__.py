@@ -3,10 +3,10 @@
 Settings come from flags and environment variables (pipeline/options.py);
 every other flag is Beam's. A bad setting stops the start with a message that
 names it. Ctrl-C (SIGINT) and SIGTERM both stop it the same way: a drain
-(transforms.drain: the read stops, what was read is written and committed,
+(transforms.kafka.drain: the read stops, what was read is written and committed,
 for at most DRAIN_TIMEOUT_SECONDS), a last metrics report, then the job is
 cancelled; a second signal cancels at once. Offsets are committed only once
-their records have ended (transforms.offsets), so a restart resumes from
+their records have ended (transforms.kafka.offsets), so a restart resumes from
 there: after a drain it repeats nothing; after a crash, or a drain that timed
 out, work in flight is read again (duplicates carry the same
 ``focus_event_id``), none is lost. Each start is counted in the failure journal
@@ -56,7 +56,7 @@ from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import one_worker_process, route_runner, runner_instance
 from pipeline.wiring import build_pipeline, kafka_connection
-from transforms.drain import RunProgress, progress
+from transforms.kafka import RunProgress, progress
 from transforms.quarantine import FailureJournal
 
 _LOGGER = logging.getLogger('pipeline')

@@ -40,8 +40,7 @@ from prometheus_client.core import (
 )
 
 from pipeline.metrics import LATENCY, MetricsSnapshot
-from transforms.drain import RunProgress
-from transforms.kafka_python import KafkaConnection
+from transforms.kafka import KafkaConnection, RunProgress
 from transforms.latency import BOUNDS_MS
 
 _LOGGER = logging.getLogger(__name__)

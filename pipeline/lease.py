@@ -57,7 +57,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from kafka.coordinator.protocol import ConsumerProtocol
 
-from transforms.kafka_python import STARTUP_BROKER_WAIT_MS, KafkaConnection, list_partitions
+from transforms.kafka import STARTUP_BROKER_WAIT_MS, KafkaConnection, list_partitions
 
 _LOGGER = logging.getLogger(__name__)
 # The consumer protocol's member metadata and assignment, as kafka-python names their structs.

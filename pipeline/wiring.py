@@ -34,10 +34,14 @@ from transforms.context import FetchCustomerContext
 from transforms.coupons import AttachCandidateCoupons
 from transforms.domain import DeadLetter
 from transforms.events import ParseStoreEvents
-from transforms.kafka_io import ReadKafkaRecords, WriteKafkaMessages
-from transforms.kafka_python import KafkaConnection
+from transforms.kafka import (
+    CommitEndedOffsets,
+    CommitOnAcknowledgement,
+    KafkaConnection,
+    ReadKafkaRecords,
+    WriteKafkaMessages,
+)
 from transforms.messages import undecodable_dead_letter
-from transforms.offsets import CommitEndedOffsets, CommitOnAcknowledgement
 from transforms.publish import PublishDeadLetters, PublishPredictions
 from transforms.quarantine import FailureJournal
 from transforms.scoring import ScoreCoupons, ScorerConfig
@@ -98,7 +102,7 @@ def build_pipeline(
     p: beam.Pipeline, settings: Settings, journal: Optional[FailureJournal] = None
 ) -> str:
     """Applies the whole coupon-scoring pipeline to ``p``; returns its run id, the key of its
-    progress in this process (transforms.drain). ``journal``: this start's failure journal,
+    progress in this process (transforms.kafka.drain). ``journal``: this start's failure journal,
     whose quarantined records become poison_pill dead letters."""
     run_id = uuid.uuid4().hex
     with kafka_expansion_service(settings) as java:

@@ -18,7 +18,7 @@ PublishDeadLetters
        of the letters written, and of those the broker refused too: those are dropped,
        counted in ``dead_letters.dropped`` and logged with their source position, so that
        nothing can stop the pipeline or hold its offsets back.
-State: none (the writer's producer: see transforms.kafka_io).
+State: none (the writer's producer: see transforms.kafka.seam).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from transforms.domain import (
     FocusEvent,
     Outgoing,
 )
-from transforms.kafka_python import ENDED, FAILED
+from transforms.kafka import ENDED, FAILED
 from transforms.latency import LatencyHistogram
 from transforms.messages import dead_letter_message, prediction_result_message
 

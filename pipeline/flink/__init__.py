@@ -14,7 +14,7 @@ to a Flink session cluster. What is added, unless the command line gives it:
   the submitting process) is for local debugging only: the job dies with its submitter.
 - ``--sdk_worker_parallelism=2``: two Python worker processes per TaskManager, one per slot of
   the local cluster's TaskManager: one process would run both subtasks under one interpreter lock.
-  The offsets are committed correctly with any number (transforms.offsets, keyed).
+  The offsets are committed correctly with any number (transforms.kafka.offsets, keyed).
 - ``--checkpointing_interval``: ``$FLINK_CHECKPOINT_INTERVAL_MS``, else 10000: Flink restores
   the job from its last checkpoint after a failure (the cluster's restart strategy restarts it).
 - ``--finish_bundle_before_checkpointing``: each stage finishes its open bundle, and sends on

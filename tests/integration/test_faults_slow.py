@@ -39,7 +39,7 @@ from tests.integration.outcomes import (
 )
 from tests.integration.scenario import IndependentModel, Scenario
 from tests.integration.test_faults import assert_outcome, own_services
-from transforms.commit_metadata import ended_ahead_ranges
+from transforms.kafka.commit_metadata import ended_ahead_ranges
 from transforms.quarantine import TEST_HOOK_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -1,4 +1,4 @@
-"""Partitions added to both input topics while the pipeline runs (transforms.kafka_partitions).
+"""Partitions added to both input topics while the pipeline runs (transforms.kafka.partitions).
 
 The topics start with 3 partitions; once the pipeline is warm, both grow to 5 with Kafka's
 admin API, and entry and focus events are written to partitions 3 and 4 explicitly: a first

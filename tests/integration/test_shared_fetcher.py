@@ -1,4 +1,4 @@
-"""The read's shared consumer (transforms.kafka_fetcher) against the real broker: partitions that
+"""The read's shared consumer (transforms.kafka.fetcher) against the real broker: partitions that
 hold more than one poll's worth, taken one call at a time as a runner's bundle does.
 
 SharedFetcher pauses a partition while its polled records wait to be taken and resumes it once
@@ -17,8 +17,8 @@ import pytest
 from kafka import KafkaProducer, TopicPartition
 
 from standins.kafka.broker import KafkaBroker, create_topics
-from transforms import kafka_fetcher
-from transforms.kafka_python import KafkaConnection
+from transforms.kafka import fetcher as kafka_fetcher
+from transforms.kafka.connection import KafkaConnection
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6

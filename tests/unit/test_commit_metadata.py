@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from transforms.commit_metadata import METADATA_MAX_CHARS, ended_ahead_metadata, ended_ahead_ranges
+from transforms.kafka.commit_metadata import (
+    METADATA_MAX_CHARS,
+    ended_ahead_metadata,
+    ended_ahead_ranges,
+)
 
 
 def test_ranges_round_trip_with_adjacent_ones_merged():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transforms.drain import RunProgress, progress
+from transforms.kafka.drain import RunProgress, progress
 
 FOCUS_0, FOCUS_1 = ('store.focus', 0), ('store.focus', 1)
 

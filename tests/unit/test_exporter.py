@@ -7,7 +7,7 @@ from prometheus_client.core import CollectorRegistry
 
 from pipeline.exporter import PipelineStatus
 from pipeline.metrics import LATENCY, MetricsSnapshot
-from transforms.drain import RunProgress
+from transforms.kafka.drain import RunProgress
 
 
 class FakeResult:

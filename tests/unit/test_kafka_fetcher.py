@@ -1,4 +1,4 @@
-"""The process's shared consumer of the read (transforms.kafka_fetcher), on a fake consumer."""
+"""The process's shared consumer of the read (transforms.kafka.fetcher), on a fake consumer."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from kafka import TopicPartition
 from kafka.errors import CorruptRecordError, TopicAuthorizationFailedError, UnsupportedCodecError
 
-from transforms import kafka_fetcher
 from transforms.domain import UndecodableBatch
-from transforms.kafka_fetcher import SharedFetcher
+from transforms.kafka import fetcher as kafka_fetcher
+from transforms.kafka.fetcher import SharedFetcher
 
 P0, P1 = TopicPartition('focus', 0), TopicPartition('focus', 1)
 

@@ -1,4 +1,4 @@
-"""The partition watcher (transforms.kafka_partitions): its pure logic, and its calls on a fake
+"""The partition watcher (transforms.kafka.partitions): its pure logic, and its calls on a fake
 metadata client (the broker's part is tests/integration/test_partitions_added.py)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from kafka.errors import NoBrokersAvailable
 
-from transforms import kafka_partitions
-from transforms.kafka_partitions import (
+from transforms.kafka import partitions as kafka_partitions
+from transforms.kafka.partitions import (
     AHEAD_OF_WALL_CLOCK,
     ListingSchedule,
     PartitionToRead,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import apache_beam as beam
 
 from transforms.domain import KafkaRecord
-from transforms.kafka_python import KafkaConnection
-from transforms.kafka_xlang import consumer_config, java_client_config, to_kafka_record
+from transforms.kafka.connection import KafkaConnection
+from transforms.kafka.xlang_io import consumer_config, java_client_config, to_kafka_record
 
 
 def metadata_row(**changes) -> beam.Row:

@@ -23,7 +23,7 @@ from pipeline.lease import (
     choose_holder,
     group_lease,
 )
-from transforms.kafka_python import KafkaConnection
+from transforms.kafka.connection import KafkaConnection
 
 CONNECTION = KafkaConnection(
     client_config=(('bootstrap_servers', ['127.0.0.1:1']),),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from transforms.domain import EndedOffsets
-from transforms.offsets import advance
+from transforms.kafka.offsets import advance
 
 
 def ended(start: int, end: int = 0) -> EndedOffsets:

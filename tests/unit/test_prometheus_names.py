@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.exporter import PipelineStatus, counter_name
 from pipeline.metrics import LATENCY, MetricsSnapshot
-from transforms.drain import RunProgress
+from transforms.kafka.drain import RunProgress
 from transforms.latency import BOUNDS_MS
 
 # Counters of transforms/*, and Beam's own of RunInference and its throttler ('namespace.name').

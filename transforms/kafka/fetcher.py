@@ -1,4 +1,4 @@
-"""One Kafka consumer per process for every partition the read handles (transforms.kafka_python).
+"""One Kafka consumer per process for every partition the read handles (transforms.kafka.python_io).
 
 In:  calls ``fetch(tp, offset, wait_ms)`` from the read's DoFn instances, on any thread.
 Out: a ``Fetched``: the records of ``tp`` from ``offset`` that have arrived, at most ``wait_ms``

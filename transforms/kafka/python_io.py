@@ -12,11 +12,11 @@ does (Prism, Flink with the Python harness, ...).
   Transactions: ``isolation_level`` read_committed (the default) hands out only committed
   records; records of aborted transactions and the transaction markers are offsets
   without a record.
-  State: the topics' partitions come from transforms.kafka_partitions, which also
+  State: the topics' partitions come from transforms.kafka.partitions, which also
   finds those added while the pipeline runs. An unbounded splittable DoFn, one
   element per topic-partition, whose
   restriction is the offset range [next offset, inf). Each call takes its
-  partition's records from the process's one consumer (transforms.kafka_fetcher),
+  partition's records from the process's one consumer (transforms.kafka.fetcher),
   claims them and checkpoints the rest with ``defer_remainder``; the calls of
   one bundle share one ``poll_timeout_ms`` of waiting, and stop waiting once the
   bundle has records to hand on. The start
@@ -25,9 +25,9 @@ does (Prism, Flink with the Python harness, ...).
   then committed, so that the group always has one. The watermark trails
   the newest record time by ``watermark_lag_s``; a caught-up (idle) partition
   advances it to the wall clock minus the same lag, so timers downstream keep
-  firing. Once a drain is asked for (transforms.drain) it fetches nothing more, and
+  firing. Once a drain is asked for (transforms.kafka.drain) it fetches nothing more, and
   the watermark goes on with the wall clock. The read commits nothing itself: offsets are committed once their
-  records have ended (transforms.offsets); offsets it skips because they hold
+  records have ended (transforms.kafka.offsets); offsets it skips because they hold
   no record (compaction, transaction markers, aborted records), the rest of an
   undecodable range after its first offset (which ends with its dead letter), or
   because the group's last commit says they ended already (before a crash), come out
@@ -58,122 +58,26 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
 )
-from kafka.structs import OffsetAndMetadata
 
-from transforms import drain, kafka_fetcher
-from transforms.commit_metadata import ended_ahead_ranges
 from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing, UndecodableBatch
-from transforms.kafka_partitions import PartitionToRead, WatchPartitions
+from transforms.kafka import drain, fetcher
+from transforms.kafka.commit_metadata import ended_ahead_ranges
+from transforms.kafka.connection import KafkaConnection, list_partitions, start_offsets
+from transforms.kafka.partitions import PartitionToRead, WatchPartitions
 
 _LOGGER = logging.getLogger(__name__)
-_MAX_POLL_RECORDS = 500
 RECORDS, GAPS, UNDECODABLE = 'records', 'gaps', 'undecodable'
 ENDED, FAILED = 'ended', 'failed'
 _BATCH_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 Acknowledged = Callable[[list[EndedOffsets]], None]
 ACKNOWLEDGED_EVERY_S = 0.1
-BROKER_WAIT_MS = 180_000  # how long a running pipeline rides out an unreachable broker
-STARTUP_BROKER_WAIT_MS = 10_000  # at start, an unreachable broker stops the start
-
-
-@dataclasses.dataclass(frozen=True)
-class KafkaConnection:
-    """What every kafka-python client of the pipeline is built from.
-
-    The SASL password is a field of its own, left out of the repr, so that
-    printing a connection (or a transform holding one) never shows it.
-    """
-
-    client_config: tuple[tuple[str, Any], ...]  # bootstrap servers, security; no secret
-    client_id: str
-    group_id: Optional[str] = None
-    auto_offset_reset: str = 'latest'
-    isolation_level: str = 'read_committed'
-    poll_timeout_ms: int = 100
-    watermark_lag_s: float = 2.0
-    write_timeout_ms: int = BROKER_WAIT_MS
-    sasl_password: Optional[str] = dataclasses.field(default=None, repr=False)
-
-    def _client_config(self) -> dict[str, Any]:
-        """The settings shared by every client: ``client_config`` and the password."""
-        config = dict(self.client_config)
-        if self.sasl_password is not None:
-            config['sasl_plain_password'] = self.sasl_password
-        return config
-
-    def consumer(
-        self, role: str, broker_wait_ms: int = BROKER_WAIT_MS, **overrides: Any
-    ) -> KafkaConsumer:
-        """A consumer that waits up to ``broker_wait_ms`` for an unreachable broker;
-        ``overrides``: other kafka-python settings (the group lease's membership)."""
-        config = {
-            **self._client_config(),
-            **_resilience(broker_wait_ms),
-            'client_id': f'{self.client_id}-{role}',
-            'group_id': self.group_id,
-            'enable_auto_commit': False,
-            'auto_offset_reset': self.auto_offset_reset,
-            'isolation_level': self.isolation_level,
-            'max_poll_records': _MAX_POLL_RECORDS,
-        }
-        return KafkaConsumer(**{**config, **overrides})
-
-    def producer(self, role: str) -> KafkaProducer:
-        """A producer that keeps retrying a send for ``write_timeout_ms`` (kafka-python's
-        default retries are unbounded within the delivery timeout), and waits as long for the
-        metadata of its topic."""
-        timeout_ms = max(self.write_timeout_ms, 1000)
-        return KafkaProducer(
-            **self._client_config(),
-            **_resilience(BROKER_WAIT_MS),
-            client_id=f'{self.client_id}-{role}',
-            acks='all',
-            linger_ms=1,
-            delivery_timeout_ms=timeout_ms,
-            max_block_ms=timeout_ms,
-            request_timeout_ms=min(30_000, timeout_ms // 2),
-        )  # kafka-python wants it below
-
-    def admin(self, role: str, broker_wait_ms: int = BROKER_WAIT_MS) -> KafkaAdminClient:
-        """An admin client (topic metadata) that waits up to ``broker_wait_ms`` for an
-        unreachable broker."""
-        return KafkaAdminClient(
-            **self._client_config(),
-            **_resilience(broker_wait_ms),
-            client_id=f'{self.client_id}-{role}',
-        )
-
-
-def _resilience(broker_wait_ms: int) -> dict[str, int]:
-    """Riding out a broker outage: a client made while the broker is down waits for it (its
-    version probe) instead of failing its DoFn's setup, which would fail the job on Prism;
-    reconnect attempts back off to at most 1 s, so the pipeline resumes soon after."""
-    return {'api_version_auto_timeout_ms': broker_wait_ms, 'reconnect_backoff_max_ms': 1000}
-
-
-def list_partitions(connection: KafkaConnection, topics: list[str]) -> list[tuple[str, int]]:
-    """The (topic, partition) pairs of ``topics``; a missing topic is an error."""
-    consumer = connection.consumer('metadata', broker_wait_ms=STARTUP_BROKER_WAIT_MS)
-    try:
-        partitions = []
-        for topic in topics:
-            numbers = consumer.partitions_for_topic(topic)
-            if not numbers:
-                raise ValueError(
-                    f'Kafka topic {topic!r} does not exist on '
-                    f'{dict(connection.client_config)["bootstrap_servers"]}'
-                )
-            partitions.extend((topic, number) for number in sorted(numbers))
-        return partitions
-    finally:
-        consumer.close()
 
 
 class _UnboundedOffsetTracker(OffsetRestrictionTracker):
@@ -186,32 +90,6 @@ class _UnboundedOffsetTracker(OffsetRestrictionTracker):
 
     def is_bounded(self) -> bool:
         return False
-
-
-def start_offsets(
-    connection: KafkaConnection, partitions: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """Each partition's committed offset in the group, else where auto_offset_reset says,
-    which is then committed: offsets are committed from there on (transforms.offsets).
-    One consumer for all the partitions."""
-    consumer = connection.consumer('start-offsets')
-    try:
-        starts = {}
-        if connection.group_id:
-            committed = {tp: consumer.committed(tp) for tp in partitions}
-            starts = {tp: offset for tp, offset in committed.items() if offset is not None}
-        unset = [tp for tp in partitions if tp not in starts]
-        if not unset:
-            return starts
-        if connection.auto_offset_reset == 'earliest':
-            reset = consumer.beginning_offsets(unset)
-        else:
-            reset = consumer.end_offsets(unset)
-        if connection.group_id:
-            consumer.commit({tp: OffsetAndMetadata(offset, '', -1) for tp, offset in reset.items()})
-        return {**starts, **reset}
-    finally:
-        consumer.close()
 
 
 class _WatermarkState(WatermarkEstimatorProvider):
@@ -265,16 +143,14 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         return None  # on drain, stop reading
 
     def setup(self) -> None:
-        self._fetcher = kafka_fetcher.acquire(
-            self._run_id, lambda: self._connection.consumer('reader')
-        )
+        self._fetcher = fetcher.acquire(self._run_id, lambda: self._connection.consumer('reader'))
         self._ended_before: dict[TopicPartition, list[tuple[int, int]]] = {}
         self._skipped = Metrics.counter('offsets', 'skipped_ended_before_restart')
         self._polls = Metrics.counter('events', 'polls')  # how a driver elsewhere sees it read
         self._undecodable = Metrics.counter('events', 'undecodable_batches')
         self._progress = drain.progress(self._run_id)
 
-    def _fetch(self, tp: TopicPartition, offset: int) -> kafka_fetcher.Fetched:
+    def _fetch(self, tp: TopicPartition, offset: int) -> fetcher.Fetched:
         """``tp``'s records from ``offset``, waiting at most what is left of the bundle's wait,
         and not at all once the bundle handed records on (its round is done)."""
         if tp not in self._ended_before:
@@ -286,7 +162,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         return fetched
 
     def _ended_ahead_of_commit(self, tp: TopicPartition) -> list[tuple[int, int]]:
-        """The ranges the group's last commit says ended beyond it (transforms.offsets)."""
+        """The ranges the group's last commit says ended beyond it (transforms.kafka.offsets)."""
         if not self._connection.group_id:
             return []
         with self._fetcher.consumer() as consumer:
@@ -383,7 +259,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             watermark.set_watermark(candidate)
 
     def teardown(self) -> None:
-        kafka_fetcher.release(self._run_id)
+        fetcher.release(self._run_id)
 
 
 class ReadFromKafkaPython(beam.PTransform):
@@ -538,7 +414,7 @@ class WriteToKafkaPython(beam.PTransform):
     """Writes Outgoing messages to ``topic`` with acks=all, flushed per bundle: ``ended``,
     the EndedOffsets of their sources once acknowledged, and ``failed`` (FailedWrite). With
     ``on_acknowledged``, the acknowledged sources go to it at the end of the writer's bundle
-    instead (transforms.offsets.CommitOnAcknowledgement), and ``ended`` stays empty."""
+    instead (transforms.kafka.offsets.CommitOnAcknowledgement), and ``ended`` stays empty."""
 
     def __init__(
         self,

@@ -7,10 +7,10 @@ PCollection[UndecodableBatch], what the client could not decode) and ``WriteKafk
 written, and ``failed``: PCollection[FailedWrite], what the broker refused) are what the
 pipeline applies. ``KAFKA_IO`` (``--kafka_io``) chooses the connector:
 
-- ``python`` (no expansion service given): ``transforms.kafka_python``, kafka-python in
+- ``python`` (no expansion service given): ``transforms.kafka.python_io``, kafka-python in
   the Python SDK harness; the sources come out once the broker acknowledged them, a
   refused or timed-out write as ``failed``.
-- ``xlang`` (an expansion service given): ``transforms.kafka_xlang``, Beam's
+- ``xlang`` (an expansion service given): ``transforms.kafka.xlang_io``, Beam's
   cross-language ``ReadFromKafka`` / ``WriteToKafka`` (Java KafkaIO), meant for Flink and
   other portable runners; ``gaps`` is empty, and the sources come out once handed to the
   writer, not once acknowledged (see that module).
@@ -26,13 +26,9 @@ import apache_beam as beam
 from apache_beam.transforms.external import JavaJarExpansionService
 
 from transforms.domain import Outgoing
-from transforms.kafka_python import (
-    Acknowledged,
-    KafkaConnection,
-    ReadFromKafkaPython,
-    WriteToKafkaPython,
-)
-from transforms.kafka_xlang import ReadFromKafkaXlang, WriteToKafkaXlang
+from transforms.kafka.connection import KafkaConnection
+from transforms.kafka.python_io import Acknowledged, ReadFromKafkaPython, WriteToKafkaPython
+from transforms.kafka.xlang_io import ReadFromKafkaXlang, WriteToKafkaXlang
 
 
 class ReadKafkaRecords(beam.PTransform):

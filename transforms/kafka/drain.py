@@ -1,7 +1,7 @@
 """Graceful drain: stop reading, let every record read end and be committed, then stop.
 
 ``RunProgress`` is what the read and the committer of one pipeline run tell each other
-through the worker process's memory (as transforms.offsets keeps its frontiers there):
+through the worker process's memory (as transforms.kafka.offsets keeps its frontiers there):
 per topic-partition, the next offset the read will fetch and the offset last committed
 to the group. The driver asks for a drain (``request``) on SIGTERM or Ctrl-C; the read
 then stops fetching (it keeps advancing its watermark, so timers downstream still fire)

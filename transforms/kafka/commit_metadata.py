@@ -1,8 +1,8 @@
 """What a commit of the consumer group says beyond its offset: the ranges that ended past it.
 
-transforms.offsets commits a partition's frontier (every record before it has ended) with,
+transforms.kafka.offsets commits a partition's frontier (every record before it has ended) with,
 in the commit's metadata, the ranges that ended beyond it; after a crash the read
-(transforms.kafka_python) skips those instead of processing them again. The text is
+(transforms.kafka.python_io) skips those instead of processing them again. The text is
 ``ended-ahead:start-end,...`` (end exclusive), the first ranges only, within
 ``METADATA_MAX_CHARS``: a range left out is only processed again, never lost.
 """

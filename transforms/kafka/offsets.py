@@ -12,7 +12,7 @@ State: in the worker process (``keyed=True``: in Beam state), per topic-partitio
   (``frontiers``), shared by the committer and the writers, updated under a lock, and
   committed to Kafka, never backwards, at the end of each committer bundle and as writes
   are acknowledged; what is committed is told to the run's
-  progress (transforms.drain), so that a drain knows when everything read has ended.
+  progress (transforms.kafka.drain), so that a drain knows when everything read has ended.
 
 Why not commit when the read's bundle is finalized: that says the runner holds the
 records, not that they have been processed. A runner without durable state (Prism) loses
@@ -21,7 +21,7 @@ frontier of ended records makes a restart read those again: nothing is lost, and
 repeated carries the same ``focus_event_id``. Records end out of order (a focus event
 waits for the scorer while later entries are stored), so each commit also carries, in its
 metadata, the ranges that ended beyond the frontier: a restart after a crash skips those
-(transforms.kafka_python) and repeats only what was really in flight. A record that never ends holds its
+(transforms.kafka.python_io) and repeats only what was really in flight. A record that never ends holds its
 partition's commits back (``offsets.ended_ahead`` grows), so a restart replays it.
 
 Why not Beam state everywhere (a stateful DoFn keyed by partition, as first built): on
@@ -52,10 +52,10 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from transforms import drain
-from transforms.commit_metadata import Ahead, ended_ahead_metadata
 from transforms.domain import EndedOffsets
-from transforms.kafka_python import KafkaConnection
+from transforms.kafka import drain
+from transforms.kafka.commit_metadata import Ahead, ended_ahead_metadata
+from transforms.kafka.connection import KafkaConnection
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class _Frontiers:
     def commit(self) -> int:
         """Commits every partition whose frontier, or what ended beyond it, moved; returns how
         many. What ended beyond the frontier goes in the commit's metadata, so that a restart
-        after a crash skips it (transforms.kafka_python) instead of repeating it."""
+        after a crash skips it (transforms.kafka.python_io) instead of repeating it."""
         with self._lock:
             marks = {
                 tp: (offset, ended_ahead_metadata(self._ahead.get(tp, {})))

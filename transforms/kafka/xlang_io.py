@@ -16,7 +16,7 @@ the caller manages (pipeline.xlang.runtime: a JVM the SDK starts and stops).
   default).
   State: KafkaIO's own (per-partition offset restrictions, in the runner). At pipeline
   construction, the group's start offset is committed for every partition that has none
-  (``kafka_python.start_offsets``), so that KafkaIO starts there and transforms.offsets
+  (``connection.start_offsets``), so that KafkaIO starts there and transforms.kafka.offsets
   finds it; KafkaIO itself commits nothing (``enable.auto.commit=false``;
   ``commit_offset_in_finalize`` needs stable input, which Prism 2.73 refuses).
 
@@ -45,15 +45,13 @@ from apache_beam.transforms.external import JavaJarExpansionService
 from kafka import TopicPartition
 
 from transforms.domain import EndedOffsets, FailedWrite, KafkaRecord, Outgoing, UndecodableBatch
-from transforms.kafka_python import (
+from transforms.kafka.connection import KafkaConnection, list_partitions, start_offsets
+from transforms.kafka.python_io import (
     ENDED,
     FAILED,
     GAPS,
     RECORDS,
     UNDECODABLE,
-    KafkaConnection,
-    list_partitions,
-    start_offsets,
 )
 
 _LOGIN_MODULES = {

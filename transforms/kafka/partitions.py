@@ -12,7 +12,7 @@ State: a splittable DoFn, one element per topic (the topic and its partition cou
   [next, inf). Kafka numbers a topic's partitions 0..n-1 and can only add to them, so what
   has been found is a count, and the restriction is that count: checkpointed by Flink,
   carried in each residual by Prism, with no Beam state (on Prism 2.73 updates of Beam
-  state were seen lost: transforms/offsets.py). Each call lists the topic when due (a
+  state were seen lost: transforms/kafka/offsets.py). Each call lists the topic when due (a
   metadata request, at most every ``discovery_s`` per DoFn instance), claims and outputs
   the partitions numbered from the restriction's start up to the count, then checkpoints
   with a resume delay of ``discovery_s``. A listing that fails (broker down, topic
@@ -58,7 +58,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
@@ -68,8 +68,7 @@ from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorP
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from kafka import KafkaAdminClient
 
-if TYPE_CHECKING:
-    from transforms.kafka_python import KafkaConnection
+from transforms.kafka.connection import KafkaConnection
 
 _LOGGER = logging.getLogger(__name__)
 # How far the watermark runs ahead of the wall clock: ahead of any record time, far below the

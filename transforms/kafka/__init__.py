@@ -1,0 +1,42 @@
+"""The Kafka edge: what the pipeline reads from Kafka, writes to it, and commits.
+
+What it offers the pipeline (``pipeline/wiring.py`` imports only from here):
+
+- read: ``ReadKafkaRecords`` (PBegin -> ``records``, ``gaps``, ``undecodable``);
+- write: ``WriteKafkaMessages`` (Outgoing -> ``ended``, ``failed``);
+- commit: ``CommitEndedOffsets`` and ``CommitOnAcknowledgement``: a partition's offset is
+  committed to the consumer group once every record before it has ended;
+- drain: ``progress`` / ``RunProgress``: what a stop waits for (read, not yet committed);
+- ``KafkaConnection`` (``connection``): the settings every client is built from.
+
+Which connector does what (``KAFKA_IO``, chosen in ``seam``):
+
+- ``python_io`` (``python``, the default): kafka-python in the Python SDK harness; the read
+  is a splittable DoFn per partition over one shared consumer per process (``fetcher``),
+  fed by ``partitions`` (partitions added while running); the writer outputs what the
+  broker acknowledged.
+- ``xlang_io`` (``xlang``): Beam's cross-language Java KafkaIO, for Flink and other portable
+  runners.
+- ``offsets`` and ``commit_metadata``: the commit frontier, and the ranges ended beyond it
+  that each commit carries; ``drain``: a run's progress in this process.
+"""
+
+from transforms.kafka.connection import STARTUP_BROKER_WAIT_MS, KafkaConnection, list_partitions
+from transforms.kafka.drain import RunProgress, progress
+from transforms.kafka.offsets import CommitEndedOffsets, CommitOnAcknowledgement
+from transforms.kafka.python_io import ENDED, FAILED
+from transforms.kafka.seam import ReadKafkaRecords, WriteKafkaMessages
+
+__all__ = [
+    'ENDED',
+    'FAILED',
+    'STARTUP_BROKER_WAIT_MS',
+    'CommitEndedOffsets',
+    'CommitOnAcknowledgement',
+    'KafkaConnection',
+    'ReadKafkaRecords',
+    'RunProgress',
+    'WriteKafkaMessages',
+    'list_partitions',
+    'progress',
+]
