@@ -28,11 +28,28 @@ OUTPUT_TIMEOUT_S = 240
 
 
 def produce(
-    bootstrap: str, topics: dict[str, str], messages: list[Message], **client_config: Any
+    bootstrap: str,
+    topics: dict[str, str],
+    messages: list[Message],
+    partition_of: Optional[Callable[[Message], int]] = None,
+    **client_config: Any,
 ) -> Sent:
-    """Sends the messages; returns each with its position. ``client_config``: security."""
+    """Sends the messages (to the partition ``partition_of`` says, else by key); returns each
+    with its position. ``client_config``: security. A new producer: it lists the partitions
+    afresh."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks='all', **client_config)
-    futures = [(m, producer.send(topics[m.topic_kind], key=m.key, value=m.value)) for m in messages]
+    futures = [
+        (
+            m,
+            producer.send(
+                topics[m.topic_kind],
+                key=m.key,
+                value=m.value,
+                partition=partition_of(m) if partition_of else None,
+            ),
+        )
+        for m in messages
+    ]
     producer.flush()
     sent = []
     for message, future in futures:

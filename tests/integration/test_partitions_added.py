@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewPartitions
 
 from tests.integration.harness import (
@@ -30,7 +30,6 @@ from tests.integration.harness import (
 )
 from tests.integration.outcomes import (
     OUTPUT_TIMEOUT_S,
-    Sent,
     as_prediction,
     assert_accounted,
     expected_outcome,
@@ -70,31 +69,9 @@ def add_partitions(bootstrap: str, names: list[str], total: int) -> None:
         admin.close()
 
 
-def produce_to_new_partitions(
-    bootstrap: str, topics: dict[str, str], messages: list[Message]
-) -> Sent:
-    """Sends each customer's events to partition 3 or 4 (by customer); returns each message
-    with its position. A new producer: it lists the partitions afresh."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks='all')
-    futures = [
-        (
-            m,
-            producer.send(
-                topics[m.topic_kind],
-                key=m.key,
-                value=m.value,
-                partition=NEW_PARTITIONS[m.customer_id % len(NEW_PARTITIONS)],
-            ),
-        )
-        for m in messages
-    ]
-    producer.flush()
-    sent = []
-    for message, future in futures:
-        meta = future.get()
-        sent.append((message, f'{meta.topic}/{meta.partition}/{meta.offset}'))
-    producer.close()
-    return sent
+def on_new_partitions(message: Message) -> int:
+    """Partition 3 or 4, by customer."""
+    return NEW_PARTITIONS[message.customer_id % len(NEW_PARTITIONS)]
 
 
 def visits(scenario: Scenario, customers: range) -> list[Message]:
@@ -176,13 +153,13 @@ def test_partitions_added_while_running_are_read_from_their_first_offset(
         add_partitions(bootstrap, inputs, 5)
         added_at, added_wall = time.monotonic(), time.time()
         # At once: before the pipeline could have listed the topics again (at most every 3 s).
-        sent += produce_to_new_partitions(bootstrap, topics, visits(scenario, range(0, WAVE)))
+        sent += produce(bootstrap, topics, visits(scenario, range(0, WAVE)), on_new_partitions)
         first_wave_wall = time.time()
         first_new_at = first_prediction_from_new_partitions(
             bootstrap, topics['predictions'], OUTPUT_TIMEOUT_S
         )
-        sent += produce_to_new_partitions(
-            bootstrap, topics, visits(scenario, range(WAVE, 2 * WAVE))
+        sent += produce(
+            bootstrap, topics, visits(scenario, range(WAVE, 2 * WAVE)), on_new_partitions
         )
 
         expected = expected_outcome(IndependentModel(services.db_path), sent)

@@ -125,31 +125,14 @@ def test_the_next_call_starts_past_offsets_the_consumer_skipped_without_a_record
     assert fetcher.fetch(P0, 6, wait_ms=0).next_offset == 7
 
 
-class LogConsumer:
+class LogConsumer(FakeConsumer):
     """A consumer of a simulated log: every offset below ``end`` holds a record, except the
     ``bad`` batches, which fail to decode wherever a fetch starts in them (as kafka-python
     does); a fetch returns the records before the first bad batch, then fails."""
 
     def __init__(self, log: 'Log'):
+        super().__init__()
         self.log = log
-        self.positions: dict[TopicPartition, int] = {}
-        self.paused: set[TopicPartition] = set()
-        log.consumers.append(self)
-
-    def assign(self, partitions):
-        self.positions = {tp: self.positions.get(tp, 0) for tp in partitions}
-
-    def seek(self, tp, offset):
-        self.positions[tp] = offset
-
-    def position(self, tp, timeout_ms=None):
-        return self.positions.get(tp)
-
-    def pause(self, *tps):
-        self.paused |= set(tps)
-
-    def resume(self, *tps):
-        self.paused -= set(tps)
 
     def end_offsets(self, tps):
         return {tp: self.log.end for tp in tps}
@@ -170,16 +153,12 @@ class LogConsumer:
                 self.positions[tp] = stop
         return fetched
 
-    def close(self):
-        pass
-
 
 class Log:
     def __init__(self, end: int, bad: dict, error: Exception = None):
         self.end = end
         self.bad = bad
         self.error = error or CorruptRecordError('Record batch failed crc check')
-        self.consumers: list[LogConsumer] = []
 
 
 def test_a_batch_that_cannot_be_decoded_is_handed_out_as_its_range_and_the_read_goes_on():

@@ -21,12 +21,12 @@ from transforms.kafka.partitions import (
     ListingSchedule,
     PartitionToRead,
     _AheadOfWallClock,
-    _PartitionNumberTracker,
     _WatchPartitionsFn,
     ahead_of_wall_clock,
     readable_count,
     start_policy,
 )
+from transforms.kafka.restrictions import UnboundedRangeTracker
 
 
 def described(count: int, leaderless: tuple[int, ...] = (), error_code: int = 0) -> dict:
@@ -66,7 +66,7 @@ def test_a_topic_is_due_at_once_then_every_interval():
 
 
 def test_the_restriction_splits_only_to_checkpoint():
-    tracker = _PartitionNumberTracker(OffsetRange(3, sys.maxsize))
+    tracker = UnboundedRangeTracker(OffsetRange(3, sys.maxsize))
 
     assert tracker.try_split(0.5) is None
     assert not tracker.is_bounded()
@@ -120,7 +120,7 @@ class Watcher:
         self.now[0] += seconds
 
     def call(self, topic: tuple[str, int]) -> list[PartitionToRead]:
-        tracker = ThreadsafeRestrictionTracker(_PartitionNumberTracker(self.restriction))
+        tracker = ThreadsafeRestrictionTracker(UnboundedRangeTracker(self.restriction))
         before = self.watermark.current_watermark()
         outputs = list(self.fn.process(topic, RestrictionTrackerView(tracker), self.watermark))
         assert self.watermark.current_watermark() > before  # moves at every call

@@ -61,7 +61,7 @@ import time
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import apache_beam as beam
-from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
@@ -69,6 +69,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from kafka import KafkaAdminClient
 
 from transforms.kafka.connection import KafkaConnection
+from transforms.kafka.restrictions import UnboundedRangeTracker
 
 _LOGGER = logging.getLogger(__name__)
 # How far the watermark runs ahead of the wall clock: ahead of any record time, far below the
@@ -124,19 +125,6 @@ class ListingSchedule:
         self._due[topic] = self._clock() + self._interval_s
 
 
-class _PartitionNumberTracker(OffsetRestrictionTracker):
-    """Partition numbers [next, inf): splits only to checkpoint (a split by fraction would
-    make a second watcher of the same topic)."""
-
-    def try_split(self, fraction_of_remainder: float):
-        if fraction_of_remainder != 0:
-            return None
-        return super().try_split(0)
-
-    def is_bounded(self) -> bool:
-        return False
-
-
 def ahead_of_wall_clock() -> Timestamp:
     return Timestamp.now() + AHEAD_OF_WALL_CLOCK
 
@@ -162,8 +150,8 @@ class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
     def initial_restriction(self, topic: tuple[str, int]) -> OffsetRange:
         return OffsetRange(0, sys.maxsize)
 
-    def create_tracker(self, restriction: OffsetRange) -> _PartitionNumberTracker:
-        return _PartitionNumberTracker(restriction)
+    def create_tracker(self, restriction: OffsetRange) -> UnboundedRangeTracker:
+        return UnboundedRangeTracker(restriction)
 
     def split(self, topic, restriction):
         yield restriction

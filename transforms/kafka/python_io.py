@@ -52,7 +52,7 @@ import time
 from typing import Any, Callable, Iterator, Optional
 
 import apache_beam as beam
-from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
@@ -71,6 +71,7 @@ from transforms.kafka import drain, fetcher
 from transforms.kafka.commit_metadata import ended_ahead_ranges
 from transforms.kafka.connection import KafkaConnection, list_partitions, start_offsets
 from transforms.kafka.partitions import PartitionToRead, WatchPartitions
+from transforms.kafka.restrictions import UnboundedRangeTracker
 
 _LOGGER = logging.getLogger(__name__)
 RECORDS, GAPS, UNDECODABLE = 'records', 'gaps', 'undecodable'
@@ -78,18 +79,6 @@ ENDED, FAILED = 'ended', 'failed'
 _BATCH_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 Acknowledged = Callable[[list[EndedOffsets]], None]
 ACKNOWLEDGED_EVERY_S = 0.1
-
-
-class _UnboundedOffsetTracker(OffsetRestrictionTracker):
-    """Offsets [start, inf): splits only to checkpoint, never by fraction."""
-
-    def try_split(self, fraction_of_remainder: float):
-        if fraction_of_remainder != 0:
-            return None
-        return super().try_split(0)
-
-    def is_bounded(self) -> bool:
-        return False
 
 
 class _WatermarkState(WatermarkEstimatorProvider):
@@ -130,8 +119,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         connection = dataclasses.replace(self._connection, auto_offset_reset=partition.reset)
         return OffsetRange(start_offsets(connection, [tp])[tp], sys.maxsize)
 
-    def create_tracker(self, restriction: OffsetRange) -> _UnboundedOffsetTracker:
-        return _UnboundedOffsetTracker(restriction)
+    def create_tracker(self, restriction: OffsetRange) -> UnboundedRangeTracker:
+        return UnboundedRangeTracker(restriction)
 
     def split(self, partition, restriction):
         yield restriction
