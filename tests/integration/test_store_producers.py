@@ -136,11 +136,20 @@ def test_aborted_transactions_are_never_scored_and_commits_pass_their_markers(
     assert left == {}
 
 
+def log_dir(kafka) -> Path:
+    """The running broker's log directory, from the configuration it was started with (a
+    broker reused by a later fixture keeps the first one's)."""
+    for line in kafka.config_file.read_text().splitlines():
+        if line.startswith('log.dirs='):
+            return Path(line.split('=', 1)[1])
+    raise AssertionError(f'no log.dirs in {kafka.config_file}')
+
+
 def corrupt_batch_of(kafka, topic: str, partition: int, value: bytes) -> None:
     """Flips a byte inside ``value`` where the broker keeps it on disk: the batch's CRC no
     longer matches (as after a disk or network fault), which the broker does not check when
     it serves a fetch."""
-    segment = next((Path(kafka.data_dir) / f'{topic}-{partition}').glob('*.log'))
+    segment = next((log_dir(kafka) / f'{topic}-{partition}').glob('*.log'))
     data = bytearray(segment.read_bytes())
     at = data.index(value) + len(value) // 2
     data[at] ^= 0xFF
