@@ -169,6 +169,14 @@ def assert_accounted(metrics: dict, expected: Expected) -> int:
     return expected.focus_count - focus_ends(metrics)
 
 
+def assert_counted(metrics: dict, name: str, happened: int) -> None:
+    """A Beam counter of something known (from the outputs, a stand-in's own count) to have
+    happened ``happened`` times never counts more. Counters are best effort: Prism 2.73 was
+    seen to lose updates (docs/operations.md#which-figures-are-exact)."""
+    counted = metrics.get(name, 0)
+    assert counted <= happened, f'{name} counted {counted}, more than the {happened} that happened'
+
+
 def inputs(topics: dict[str, str]) -> list[str]:
     """The pipeline's input topics."""
     return [topics['entry'], topics['focus']]

@@ -30,6 +30,7 @@ from tests.integration.outcomes import (
     as_dead_letter,
     as_prediction,
     assert_accounted,
+    assert_counted,
     expected_outcome,
     inputs,
     produce,
@@ -115,8 +116,8 @@ def test_flaky_scorer_everything_is_scored_in_the_end_and_retries_are_counted(
     fault_figures['focus_ends_not_counted'] = assert_accounted(metrics, expected)
     assert metrics.get('dead_letters.scoring_failed', 0) == 0
     assert injected['errors_injected'] > 0 and injected['timeouts_injected'] > 0
-    assert metrics['scorer.failed_requests_http_5xx'] == injected['errors_injected']
-    assert metrics['scorer.failed_requests_timeout'] == injected['timeouts_injected']
+    assert_counted(metrics, 'scorer.failed_requests_http_5xx', injected['errors_injected'])
+    assert_counted(metrics, 'scorer.failed_requests_timeout', injected['timeouts_injected'])
     fault_figures.update(
         scorer_requests=metrics['scorer.requests'],
         errors_503=injected['errors_injected'],
@@ -163,7 +164,7 @@ def test_central_down_during_entries_then_back_focus_events_fetch_their_context(
 
     metrics = read_metrics(metrics_file)
     fault_figures['focus_ends_not_counted'] = assert_accounted(metrics, expected)
-    assert metrics['dead_letters.context_fetch_failed'] == valid_entries
+    assert_counted(metrics, 'dead_letters.context_fetch_failed', valid_entries)
     assert metrics.get('sessions.focus_with_default_context', 0) == 0
     fault_figures.update(
         entries_dead_lettered=valid_entries,

@@ -33,6 +33,7 @@ from tests.integration.outcomes import (
     as_dead_letter,
     as_prediction,
     assert_accounted,
+    assert_counted,
     expected_outcome,
     produce,
     read_all,
@@ -110,7 +111,7 @@ def test_central_down_throughout_focus_events_are_scored_with_the_default_contex
     metrics = read_metrics(metrics_file)
     fault_figures['focus_ends_not_counted'] = assert_accounted(metrics, expected)
     defaulted = sum(1 for m, _ in wave if m.kind == 'focus')
-    assert metrics['sessions.focus_with_default_context'] == defaulted
+    assert_counted(metrics, 'sessions.focus_with_default_context', defaulted)
     fault_figures.update(
         focus_with_default_context=defaulted, p99_ms=metrics['focus_to_prediction_p99_ms']
     )

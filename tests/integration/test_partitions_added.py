@@ -32,6 +32,7 @@ from tests.integration.outcomes import (
     OUTPUT_TIMEOUT_S,
     as_prediction,
     assert_accounted,
+    assert_counted,
     expected_outcome,
     produce,
     read_all,
@@ -184,7 +185,7 @@ def test_partitions_added_while_running_are_read_from_their_first_offset(
     assert len(found) == len(new)
     metrics = read_metrics(metrics_file)
     assert_accounted(metrics, expected)
-    assert metrics['partitions.added_while_running'] == len(new)
+    assert_counted(metrics, 'partitions.added_while_running', len(new))
     fault_figures.update(
         reset=reset,
         new_partition_focus_events=expected.focus_count - 1,

@@ -16,6 +16,7 @@ from tests.integration.outcomes import (
     Sent,
     as_dead_letter,
     as_prediction,
+    assert_counted,
     expected_outcome,
     read_all,
     wait_for_commits,
@@ -187,5 +188,5 @@ def test_a_corrupt_batch_is_a_dead_letter_and_the_read_goes_on(
     assert 'CorruptRecordError' in letters[0]['detail']
     assert left == {}
     metrics = read_metrics(tmp_path / 'metrics.json')
-    assert metrics.get('events.undecodable_batches') == 1
+    assert_counted(metrics, 'events.undecodable_batches', 1)
     fault_figures['undecodable_range'] = f'{offsets[0]}-{offsets[-1]}'
