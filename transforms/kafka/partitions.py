@@ -64,12 +64,12 @@ import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
+from apache_beam.transforms.core import WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from kafka import KafkaAdminClient
 
 from transforms.kafka.connection import KafkaConnection
-from transforms.kafka.restrictions import UnboundedRangeTracker
+from transforms.kafka.restrictions import UnboundedRestrictions
 
 _LOGGER = logging.getLogger(__name__)
 # How far the watermark runs ahead of the wall clock: ahead of any record time, far below the
@@ -139,7 +139,7 @@ class _AheadOfWallClock(WatermarkEstimatorProvider):
         return ManualWatermarkEstimator(state)
 
 
-class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
+class _WatchPartitionsFn(beam.DoFn, UnboundedRestrictions):
     """Per topic, hands on each partition once, as it is found (see the module docstring)."""
 
     def __init__(self, connection: KafkaConnection, discovery_s: float):
@@ -149,18 +149,6 @@ class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
 
     def initial_restriction(self, topic: tuple[str, int]) -> OffsetRange:
         return OffsetRange(0, sys.maxsize)
-
-    def create_tracker(self, restriction: OffsetRange) -> UnboundedRangeTracker:
-        return UnboundedRangeTracker(restriction)
-
-    def split(self, topic, restriction):
-        yield restriction
-
-    def restriction_size(self, topic, restriction) -> int:
-        return 1
-
-    def truncate(self, topic, restriction) -> None:
-        return None  # on drain, stop watching
 
     def setup(self) -> None:
         self._admin: Optional[KafkaAdminClient] = None

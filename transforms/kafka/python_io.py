@@ -55,7 +55,7 @@ import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
+from apache_beam.transforms.core import WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 from kafka import TopicPartition
@@ -71,7 +71,7 @@ from transforms.kafka import drain, fetcher
 from transforms.kafka.commit_metadata import ended_ahead_ranges
 from transforms.kafka.connection import KafkaConnection, list_partitions, start_offsets
 from transforms.kafka.partitions import PartitionToRead, WatchPartitions
-from transforms.kafka.restrictions import UnboundedRangeTracker
+from transforms.kafka.restrictions import UnboundedRestrictions
 
 _LOGGER = logging.getLogger(__name__)
 RECORDS, GAPS, UNDECODABLE = 'records', 'gaps', 'undecodable'
@@ -102,7 +102,7 @@ def kafka_record(message: Any) -> KafkaRecord:
     )
 
 
-class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
+class _ReadPartitionFn(beam.DoFn, UnboundedRestrictions):
     """Reads one topic-partition per element, forever, a poll per call.
 
     It is its own restriction provider: a partition's restriction runs from its
@@ -118,18 +118,6 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         tp = TopicPartition(partition.topic, partition.partition)
         connection = dataclasses.replace(self._connection, auto_offset_reset=partition.reset)
         return OffsetRange(start_offsets(connection, [tp])[tp], sys.maxsize)
-
-    def create_tracker(self, restriction: OffsetRange) -> UnboundedRangeTracker:
-        return UnboundedRangeTracker(restriction)
-
-    def split(self, partition, restriction):
-        yield restriction
-
-    def restriction_size(self, partition, restriction) -> int:
-        return 1  # the backlog is unknown here; no runner splits by it
-
-    def truncate(self, partition, restriction) -> None:
-        return None  # on drain, stop reading
 
     def setup(self) -> None:
         self._fetcher = fetcher.acquire(self._run_id, lambda: self._connection.consumer('reader'))
