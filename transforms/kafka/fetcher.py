@@ -108,15 +108,24 @@ class SharedFetcher:
             self._consumer = None
 
     def _assigned(self) -> KafkaConsumer:
-        """The consumer; a new one is assigned every known partition at its next offset."""
+        """The consumer; a new one is assigned every known partition where it goes on."""
         if self._consumer is None:
             self._consumer = self._new_consumer()
             if self._next:
                 self._consumer.assign(list(self._next))
-                for tp, offset in self._next.items():
-                    waiting = self._waiting.get(tp)
-                    self._consumer.seek(tp, waiting[-1].offset + 1 if waiting else offset)
+                for tp in self._next:
+                    self._consumer.seek(tp, self._fetch_from(tp))
         return self._consumer
+
+    def _fetch_from(self, tp: TopicPartition) -> int:
+        """Where the consumer goes on with ``tp``: after what waits here for it (records, or a
+        range that could not be decoded), else at its caller's next offset."""
+        waiting = self._waiting.get(tp)
+        if waiting:
+            return waiting[-1].offset + 1
+        if tp in self._undecodable:
+            return self._undecodable[tp].end
+        return self._next[tp]
 
     def _positioned(self, tp: TopicPartition, offset: int) -> KafkaConsumer:
         """The consumer, assigned ``tp`` and about to hand out ``offset`` for it.
@@ -163,10 +172,7 @@ class SharedFetcher:
             if batch is not None:
                 _LOGGER.warning('skipping what cannot be decoded: %s', batch)
                 self._undecodable[tp] = batch
-                self._next[tp] = batch.end  # the new consumer starts after it
         self._assigned()
-        for tp, batch in self._undecodable.items():
-            self._next[tp] = batch.start  # the caller asks from before it
 
 
 class _Probe:
