@@ -102,6 +102,12 @@ def kafka_record(message: Any) -> KafkaRecord:
     )
 
 
+def _gap(where: Any, start: int, end: int) -> beam.pvalue.TaggedOutput:
+    """Offsets [start, end) of ``where``'s topic-partition that ended with no record to end
+    them (markers, aborted records, compaction, an undecodable range's rest, ended before)."""
+    return beam.pvalue.TaggedOutput(GAPS, EndedOffsets(where.topic, where.partition, start, end))
+
+
 class _ReadPartitionFn(beam.DoFn, UnboundedRestrictions):
     """Reads one topic-partition per element, forever, a poll per call.
 
@@ -175,24 +181,18 @@ class _ReadPartitionFn(beam.DoFn, UnboundedRestrictions):
             if not tracker.try_claim(message.offset):
                 return
             if message.offset > next_offset:  # no records there: nothing will end them
-                yield beam.pvalue.TaggedOutput(
-                    GAPS, EndedOffsets(tp.topic, tp.partition, next_offset, message.offset)
-                )
+                yield _gap(tp, next_offset, message.offset)
             next_offset = message.offset + 1
             newest_ms = max(newest_ms or message.timestamp, message.timestamp)
             if self._ended_already(tp, message.offset):  # before a crash: not again
                 self._skipped.inc()
-                yield beam.pvalue.TaggedOutput(
-                    GAPS, EndedOffsets(tp.topic, tp.partition, message.offset, next_offset)
-                )
+                yield _gap(tp, message.offset, next_offset)
                 continue
             yield beam.window.TimestampedValue(kafka_record(message), message.timestamp / 1000)
         if fetched.next_offset > next_offset:  # markers, aborted records: nothing to end them
             if not tracker.try_claim(fetched.next_offset - 1):
                 return
-            yield beam.pvalue.TaggedOutput(
-                GAPS, EndedOffsets(tp.topic, tp.partition, next_offset, fetched.next_offset)
-            )
+            yield _gap(tp, next_offset, fetched.next_offset)
             next_offset = fetched.next_offset
         self._progress.read((tp.topic, tp.partition), start, next_offset)
         self._advance_watermark(watermark, newest_ms)
@@ -205,9 +205,7 @@ class _ReadPartitionFn(beam.DoFn, UnboundedRestrictions):
         ended = [(next_offset, batch.start), (batch.start + 1, batch.end)]
         for start, end in ended:
             if end > start:
-                yield beam.pvalue.TaggedOutput(
-                    GAPS, EndedOffsets(batch.topic, batch.partition, start, end)
-                )
+                yield _gap(batch, start, end)
         yield beam.pvalue.TaggedOutput(UNDECODABLE, batch)
 
     def start_bundle(self) -> None:
