@@ -1,11 +1,9 @@
 """The coupon-scoring pipeline, wired like its diagram:
 
-  entry + focus topics ── ReadKafkaRecords ── ParseStoreEvents
+  entry + focus topics ── ReadKafkaRecords
       (what the client cannot decode ── UndecodableBatches: dead letters)
-      entries ── FetchCustomerContext ──┐
-      focuses ──────────────────────────┴── CustomerSessions (keyed by customer)
-          ── AttachCandidateCoupons ── ScoreCoupons ── SelectTopCoupons
-          ── PublishPredictions
+      ── CouponScoring (transforms.coupon_scoring: parse, customer sessions, coupons,
+         scoring, selection) ── PublishPredictions
   dead letters of every stage (and refused predictions) ── PublishDeadLetters
   every record's end (published, stored, nothing to publish) ── CommitEndedOffsets
     (with one worker process, what a Kafka writer published is committed by the writer
@@ -30,10 +28,8 @@ from pipeline.options import Settings
 from pipeline.runner import one_worker_process
 from pipeline.xlang.runtime import expansion_service
 from transforms.central import CentralConfig
-from transforms.context import FetchCustomerContext
-from transforms.coupons import AttachCandidateCoupons
+from transforms.coupon_scoring import CouponScoring, ScoringConfig
 from transforms.domain import DeadLetter
-from transforms.events import ParseStoreEvents
 from transforms.kafka import (
     CommitEndedOffsets,
     CommitOnAcknowledgement,
@@ -44,9 +40,8 @@ from transforms.kafka import (
 from transforms.messages import undecodable_dead_letter
 from transforms.publish import PublishDeadLetters, PublishPredictions
 from transforms.quarantine import FailureJournal
-from transforms.scoring import ScoreCoupons, ScorerConfig
-from transforms.selection import SelectTopCoupons
-from transforms.session import CustomerSessions, SessionConfig
+from transforms.scoring import ScorerConfig
+from transforms.session import SessionConfig
 
 
 def kafka_connection(settings: Settings) -> KafkaConnection:
@@ -124,10 +119,21 @@ class PipelineRun:
         return self.journal.quarantined(settings.quarantine_after) if self.journal else {}
 
 
+def scoring_config(settings: Settings) -> ScoringConfig:
+    return ScoringConfig(
+        entry_topic=settings.entry_topic,
+        focus_topic=settings.focus_topic,
+        central=central_config(settings),
+        scorer=scorer_config(settings),
+        session=SessionConfig(settings.context_ttl_s),
+        catalogue_refresh_s=settings.catalogue_refresh_s,
+        top_k=settings.top_k,
+        prediction_threshold=settings.prediction_threshold,
+    )
+
+
 def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     kafka = kafka_connection(settings)
-    central = central_config(settings)
-    journal = run.journal
     commit_on_acknowledgement = settings.group_id and run.one_process  # else: ended, keyed
     write_to = functools.partial(
         WriteKafkaMessages,
@@ -148,37 +154,14 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     undecodable = read['undecodable'] | 'UndecodableBatches' >> beam.Map(
         undecodable_dead_letter
     ).with_output_types(DeadLetter)
-    events = read['records'] | 'ParseStoreEvents' >> ParseStoreEvents(
-        settings.entry_topic, settings.focus_topic, run.quarantined(settings)
+    scoring = read['records'] | 'CouponScoring' >> CouponScoring(
+        scoring_config(settings), run.journal, run.quarantined(settings)
     )
-    entry_contexts = events.entries | 'FetchContextOnEntry' >> FetchCustomerContext(
-        central, journal
-    )
-    sessions = {
-        'entries': entry_contexts.contexts,
-        'focuses': events.focuses,
-    } | 'CustomerSessions' >> CustomerSessions(
-        SessionConfig(settings.context_ttl_s), central, journal
-    )
-    candidates = sessions['ready'] | 'AttachCandidateCoupons' >> AttachCandidateCoupons(
-        central, settings.catalogue_refresh_s, journal
-    )
-    scored = candidates.enriched | 'ScoreCoupons' >> ScoreCoupons(scorer_config(settings))
-    selected = scored['scored'] | 'SelectTopCoupons' >> SelectTopCoupons(
-        settings.top_k, settings.prediction_threshold, journal
-    )
-    published = selected.chosen | 'PublishPredictions' >> PublishPredictions(
+    published = scoring['chosen'] | 'PublishPredictions' >> PublishPredictions(
         write_to, settings.prediction_topic
     )
     dead_lettered = (
-        (
-            undecodable,
-            events.dead_letters,
-            entry_contexts.dead_letters,
-            candidates.dead_letters,
-            scored['dead_letters'],
-            published['dead_letters'],
-        )
+        (undecodable, scoring['dead_letters'], published['dead_letters'])
         | 'AllDeadLetters' >> beam.Flatten()
         | 'PublishDeadLetters'
         >> PublishDeadLetters(
@@ -187,13 +170,7 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     )
     if settings.group_id:  # without a consumer group nothing is committed
         (
-            (
-                read['gaps'],
-                sessions['entries_ended'],
-                selected.ended,
-                published['ended'],
-                dead_lettered,
-            )
+            (read['gaps'], scoring['ended'], published['ended'], dead_lettered)
             | 'AllEnded' >> beam.Flatten()
             | 'CommitEndedOffsets'
             >> CommitEndedOffsets(kafka, run.run_id, keyed=not run.one_process)
