@@ -2,7 +2,10 @@
 
 What it offers the pipeline (``pipeline/wiring.py`` imports only from here):
 
-- read: ``ReadKafkaRecords`` (PBegin -> ``records``, ``gaps``, ``undecodable``);
+- read: ``ReadKafkaRecords`` (PBegin -> ``records``, ``gaps``, ``undecodable``), forever;
+  ``ReadKafkaSpans`` (``bounded``), given offset spans once, for jobs on the past, with
+  ``spans_between`` (the offsets of a time range), ``first_offsets``, and ``read_spans``
+  (a few records, read by a driver);
 - write: ``WriteKafkaMessages`` (Outgoing -> ``ended``, ``failed``);
 - commit: ``CommitEndedOffsets`` and ``CommitOnAcknowledgement``: a partition's offset is
   committed to the consumer group once every record before it has ended;
@@ -21,7 +24,16 @@ Which connector does what (``KAFKA_IO``, chosen in ``seam``):
   that each commit carries; ``drain``: a run's progress in this process.
 """
 
-from transforms.kafka.connection import STARTUP_BROKER_WAIT_MS, KafkaConnection, list_partitions
+from transforms.kafka.bounded import ReadKafkaSpans, TimeRange, read_spans
+from transforms.kafka.connection import (
+    STARTUP_BROKER_WAIT_MS,
+    KafkaConnection,
+    OffsetSpan,
+    SpansBetween,
+    first_offsets,
+    list_partitions,
+    spans_between,
+)
 from transforms.kafka.drain import RunProgress, progress
 from transforms.kafka.offsets import CommitEndedOffsets, CommitOnAcknowledgement
 from transforms.kafka.python_io import ENDED, FAILED
@@ -34,9 +46,16 @@ __all__ = [
     'CommitEndedOffsets',
     'CommitOnAcknowledgement',
     'KafkaConnection',
+    'OffsetSpan',
     'ReadKafkaRecords',
+    'ReadKafkaSpans',
     'RunProgress',
+    'SpansBetween',
+    'TimeRange',
     'WriteKafkaMessages',
+    'first_offsets',
     'list_partitions',
     'progress',
+    'read_spans',
+    'spans_between',
 ]

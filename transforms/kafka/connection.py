@@ -1,11 +1,12 @@
-"""The connection every kafka-python client of the pipeline is built from, and the two
-questions asked of the broker before a partition is read.
+"""The connection every kafka-python client of the pipeline is built from, and the questions
+asked of the broker before a partition is read.
 
 ``KafkaConnection``: servers, security, group, the consumer's settings (reset, isolation
 level, poll timeout), the watermark lag and the write timeout; ``consumer``, ``producer`` and
 ``admin`` make the clients, each riding out an unreachable broker. ``list_partitions``: the
 partitions of the topics (a missing topic is an error). ``start_offsets``: where each
-partition's read starts. State: none.
+partition's read starts. For jobs on the past: ``spans_between`` (the offsets of a time range,
+and what retention deleted of it) and ``first_offsets``. State: none.
 """
 
 from __future__ import annotations
@@ -136,5 +137,71 @@ def start_offsets(
         if connection.group_id:
             consumer.commit({tp: OffsetAndMetadata(offset, '', -1) for tp, offset in reset.items()})
         return {**starts, **reset}
+    finally:
+        consumer.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class OffsetSpan:
+    """Offsets [start, end) of a topic-partition."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclasses.dataclass(frozen=True)
+class SpansBetween:
+    """What the broker holds of a time range: the offset spans (empty ones left out), and for
+    each partition that deleted records (retention) the time of its oldest record kept, if
+    that is after the range's start (some of the range may be gone)."""
+
+    spans: tuple[OffsetSpan, ...]
+    kept_from_ms: dict[str, int]
+
+    @property
+    def records(self) -> int:
+        return sum(span.size for span in self.spans)
+
+
+def spans_between(
+    connection: KafkaConnection, topics: list[str], from_ms: int, to_ms: int
+) -> SpansBetween:
+    """The offsets of ``topics`` whose records were written in [from_ms, to_ms), by the broker's
+    offsets-for-times: from the first record at or after ``from_ms`` to the first at or after
+    ``to_ms`` (or the end). A missing topic is an error."""
+    partitions = [TopicPartition(t, p) for t, p in list_partitions(connection, topics)]
+    consumer = connection.consumer('time-range', broker_wait_ms=STARTUP_BROKER_WAIT_MS)
+    try:
+        ends = consumer.end_offsets(partitions)
+        beginnings = consumer.beginning_offsets(partitions)
+        starts = consumer.offsets_for_times({tp: from_ms for tp in partitions})
+        stops = consumer.offsets_for_times({tp: to_ms for tp in partitions})
+        oldest = consumer.offsets_for_times({tp: 0 for tp in partitions if beginnings[tp] > 0})
+    finally:
+        consumer.close()
+    spans, kept_from_ms = [], {}
+    for tp in partitions:
+        start = starts[tp].offset if starts[tp] else ends[tp]
+        end = stops[tp].offset if stops[tp] else ends[tp]
+        if end > start:
+            spans.append(OffsetSpan(tp.topic, tp.partition, start, end))
+        if oldest.get(tp) and oldest[tp].timestamp > from_ms:
+            kept_from_ms[f'{tp.topic}/{tp.partition}'] = oldest[tp].timestamp
+    return SpansBetween(tuple(spans), kept_from_ms)
+
+
+def first_offsets(
+    connection: KafkaConnection, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Each partition's oldest offset still kept (older ones were deleted by retention)."""
+    consumer = connection.consumer('first-offsets', broker_wait_ms=STARTUP_BROKER_WAIT_MS)
+    try:
+        return consumer.beginning_offsets(partitions)
     finally:
         consumer.close()
