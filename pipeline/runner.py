@@ -64,9 +64,10 @@ def prism_binary() -> Path:
     return binary
 
 
-def route_runner(options: PipelineOptions) -> PipelineOptions:
-    """Sets streaming, and sends the DirectRunner to Prism with a local binary."""
-    options.view_as(StandardOptions).streaming = True
+def route_runner(options: PipelineOptions, streaming: bool = True) -> PipelineOptions:
+    """Sets streaming (the live service) or not (a bounded job on the past), and sends the
+    DirectRunner to Prism with a local binary."""
+    options.view_as(StandardOptions).streaming = streaming
     standard = options.view_as(StandardOptions)
     if standard.runner in _DIRECT_RUNNERS:
         _LOGGER.info(

@@ -237,3 +237,20 @@ class ScoreCoupons(beam.PTransform):
             _failed_batch_dead_letters
         )
         return {'scored': scored, 'dead_letters': dead_letters}
+
+
+def scorer_problem(config: ScorerConfig) -> Optional[str]:
+    """Why the scorer cannot score now (no answer, or a 5xx / 429 to an empty request), or
+    None: for jobs that should not start against a scorer that is down."""
+    try:
+        response = requests.post(
+            config.url,
+            json={'instances': []},
+            headers=bearer_headers(config.token),
+            timeout=config.timeout_s,
+        )
+    except requests.RequestException as error:
+        return f'no answer from {config.url}: {type(error).__name__}'
+    if response.status_code >= 500 or response.status_code == 429:
+        return f'{config.url} answered HTTP {response.status_code}'
+    return None
