@@ -20,6 +20,7 @@ setuptools.setup(
     packages=[
         'pipeline',
         'pipeline.flink',
+        'pipeline.replay',
         'pipeline.xlang',
         'transforms',
         'transforms.kafka',

@@ -147,7 +147,12 @@ class IndependentModel:
         return round(1.0 / (1.0 + math.exp(-logit)), 6)
 
     def best_coupons(
-        self, customer_id: int, department_id: int, with_profile: bool = True
+        self,
+        customer_id: int,
+        department_id: int,
+        with_profile: bool = True,
+        threshold: float = THRESHOLD,
+        top_k: int = TOP_K,
     ) -> list[tuple[int, float]]:
         """(coupon_id, prediction) of the top K at or above the threshold, best first;
         ``with_profile=False``: as scored with the default context (no profile)."""
@@ -161,5 +166,5 @@ class IndependentModel:
                 'coupon_mean_item_price': coupon['mean_item_price'],
             }
             scored.append((coupon['coupon_id'], self._probability(features)))
-        eligible = [s for s in scored if s[1] >= THRESHOLD]
-        return sorted(eligible, key=lambda s: (-s[1], s[0]))[:TOP_K]
+        eligible = [s for s in scored if s[1] >= threshold]
+        return sorted(eligible, key=lambda s: (-s[1], s[0]))[:top_k]
