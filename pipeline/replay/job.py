@@ -110,7 +110,11 @@ def _prediction_sinks(outputs: Outputs, to_kafka: Writer) -> list[tuple[str, Wri
     sinks = []
     if outputs.directory:
         sinks.append(
-            ('PredictionsToFiles', functools.partial(WriteMessageFiles, outputs.directory), PREDICTIONS)
+            (
+                'PredictionsToFiles',
+                functools.partial(WriteMessageFiles, outputs.directory),
+                PREDICTIONS,
+            )
         )
     if outputs.prediction_topic:
         sinks.append(('PredictionsToTopic', to_kafka, outputs.prediction_topic))

@@ -120,8 +120,7 @@ def ks_distance(first: Iterable[float], second: Iterable[float]) -> Optional[flo
     if not a or not b:
         return None
     return max(
-        abs(bisect.bisect_right(a, x) / len(a) - bisect.bisect_right(b, x) / len(b))
-        for x in a + b
+        abs(bisect.bisect_right(a, x) / len(a) - bisect.bisect_right(b, x) / len(b)) for x in a + b
     )
 
 
@@ -185,8 +184,10 @@ def plot(rows: list[Row], path: Path) -> None:
     left.legend()
     names = [str(row.department) for row in departments]
     positions = range(len(departments))
-    share = [(r.with_coupons_live / r.focus_events, r.with_coupons_replay / r.focus_events)
-             for r in departments]
+    share = [
+        (r.with_coupons_live / r.focus_events, r.with_coupons_replay / r.focus_events)
+        for r in departments
+    ]
     right.bar([x - 0.2 for x in positions], [s[0] for s in share], width=0.4, label='live')
     right.bar([x + 0.2 for x in positions], [s[1] for s in share], width=0.4, label='replay')
     right.set_xticks(list(positions), names)
