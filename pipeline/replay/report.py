@@ -19,7 +19,7 @@ import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Union
 
 Coupons = dict[int, float]  # coupon_id -> prediction
 
@@ -55,18 +55,21 @@ class Row:
         return ks_distance(self.live_predictions, self.replay_predictions)
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
-    """The JSON objects of a file of lines (a missing file: none; a line that is not an object
-    is skipped, as the live topic may carry anything)."""
-    if not path.exists():
-        return
-    for line in path.read_text(encoding='utf-8').splitlines():
+def json_objects(texts: Iterable[Union[str, bytes, None]]) -> Iterator[dict]:
+    """The texts that are JSON objects; the others are skipped, as a topic may carry anything."""
+    for text in texts:
         try:
-            message = json.loads(line)
+            message = json.loads(text or b'')
         except ValueError:
             continue
         if isinstance(message, dict):
             yield message
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """The JSON objects of a file of lines (a missing file: none)."""
+    if path.exists():
+        yield from json_objects(path.read_text(encoding='utf-8').splitlines())
 
 
 def _prediction(message: dict) -> Optional[tuple[str, int, float]]:

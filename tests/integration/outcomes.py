@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from standins.kafka.broker import create_topics
 from tests.integration.harness import (
     DIRECT_RUNNER,
     pipeline_environment,
@@ -25,6 +28,19 @@ from tests.integration.scenario import IndependentModel, Message, Scenario
 
 Sent = list[tuple[Message, str]]  # each message with its position 'topic/partition/offset'
 OUTPUT_TIMEOUT_S = 240
+
+
+def new_topics(kafka, *kinds: str) -> dict[str, str]:
+    """Topics of their own (3 partitions each) for a module's runs, by kind."""
+    run = uuid.uuid4().hex[:8]
+    names = {kind: f'it.{run}.{kind}' for kind in kinds}
+    create_topics(kafka.bootstrap_servers, list(names.values()), partitions=3)
+    return names
+
+
+def iso(moment: datetime) -> str:
+    """A time as the jobs on the past take it (--replay_from, --replay_to)."""
+    return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
 def produce(

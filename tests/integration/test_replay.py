@@ -11,19 +11,19 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from standins.kafka.broker import create_topics
 from tests.integration.harness import REPO, pipeline_environment, running_pipeline
 from tests.integration.outcomes import (
     OUTPUT_TIMEOUT_S,
     Expected,
     as_prediction,
     expected_outcome,
+    iso,
+    new_topics,
     produce,
     read_all,
 )
@@ -32,10 +32,6 @@ from tests.integration.scenario import IndependentModel, Scenario
 pytestmark = pytest.mark.integration
 
 REPLAY_TIMEOUT_S = 300
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,13 +45,6 @@ class LiveRun:
     live: frozenset
     replay_from: str
     replay_to: str
-
-
-def new_topics(kafka, *kinds: str) -> dict[str, str]:
-    run = uuid.uuid4().hex[:8]
-    names = {kind: f'it.{run}.{kind}' for kind in kinds}
-    create_topics(kafka.bootstrap_servers, list(names.values()), partitions=3)
-    return names
 
 
 @pytest.fixture(scope='module')
