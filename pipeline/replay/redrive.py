@@ -29,15 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from kafka import TopicPartition
 
 from pipeline.options import ConfigError, Settings
-from pipeline.replay.driver import (
-    EXIT_FAILED,
-    NothingToDo,
-    main_of,
-    now_ms,
-    parse_command_line,
-    require_scorer,
-    run_job,
-)
+from pipeline.replay import driver
 from pipeline.replay.job import JobInput, Outputs
 from pipeline.replay.options import ReplayOptions, TimeRangeFlags, time_range_flags
 from pipeline.replay.report import json_objects
@@ -85,7 +77,7 @@ def triage(kafka: KafkaConnection, settings: Settings, times: TimeRangeFlags) ->
     """The retryable dead letters of the range and their sources on the input topics."""
     found = spans_between(kafka, [settings.dead_letter_topic], times.from_ms, times.to_ms)
     if not found.spans:
-        raise NothingToDo(
+        raise driver.NothingToDo(
             f'no dead letter in {settings.dead_letter_topic} between {times.from_text} and '
             f'{times.to_text}'
         )
@@ -155,13 +147,13 @@ def _refuse_replay_flags(options: PipelineOptions) -> None:
 
 
 def redrive(argv: Sequence[str]) -> int:
-    options, settings = parse_command_line(argv)
+    options, settings = driver.parse_command_line(argv)
     _refuse_replay_flags(options)
-    started_ms = now_ms()
+    started_ms = driver.now_ms()
     times = time_range_flags(options, started_ms)
     kafka = kafka_connection(settings)
     found = triage(kafka, settings, times)
-    require_scorer(settings)
+    driver.require_scorer(settings)
     _drop_gone(kafka, found)
     published = published_focus_ids(kafka, settings, found.sources, started_ms)
     found.published_before = len(published)
@@ -172,8 +164,8 @@ def redrive(argv: Sequence[str]) -> int:
             prediction_topic=settings.prediction_topic,
             dead_letter_topic=settings.dead_letter_topic,
         )
-        ok = run_job(options, settings, JobInput(tuple(single_spans(again))), outputs)
-    now_published = published_focus_ids(kafka, settings, again, now_ms())
+        ok = driver.run_job(options, settings, JobInput(tuple(single_spans(again))), outputs)
+    now_published = published_focus_ids(kafka, settings, again, driver.now_ms())
     summary = {
         'dead_letters_in_range': dict(found.letters),
         'retryable_sources': len(found.sources) + len(found.gone),
@@ -188,12 +180,12 @@ def redrive(argv: Sequence[str]) -> int:
     print(json.dumps(summary, indent=2))
     if not ok:
         print(f'{PROG}: the job failed', file=sys.stderr)
-        return EXIT_FAILED
+        return driver.EXIT_FAILED
     return 0
 
 
 def main() -> None:
-    sys.exit(main_of(PROG, redrive, sys.argv[1:]))
+    sys.exit(driver.main_of(PROG, redrive, sys.argv[1:]))
 
 
 if __name__ == '__main__':

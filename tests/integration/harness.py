@@ -38,6 +38,21 @@ def pipeline_environment(
     }
 
 
+def run_job_command(
+    module: str, env: dict[str, str], *flags: str, timeout_s: float = 300
+) -> subprocess.CompletedProcess:
+    """``python -m <module> --runner=DirectRunner <flags>`` (a bounded job: replay, re-drive)
+    until it exits, its output captured."""
+    return subprocess.run(
+        [sys.executable, '-m', module, *DIRECT_RUNNER, *flags],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
 def start_pipeline(
     env: dict[str, str],
     log_path: Path,

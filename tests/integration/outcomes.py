@@ -235,6 +235,19 @@ def wait_for_commits(
     return left
 
 
+def produce_and_read(
+    bootstrap: str, topics: dict[str, str], messages: list[Message], model: IndependentModel
+) -> tuple[Sent, Expected, list[dict]]:
+    """Produces ``messages`` to a running pipeline; returns them with their positions, the
+    expected outcome, and the prediction results once that many came."""
+    sent = produce(bootstrap, topics, messages)
+    expected = expected_outcome(model, sent)
+    written = read_all(
+        bootstrap, topics['predictions'], len(expected.predictions), OUTPUT_TIMEOUT_S
+    )
+    return sent, expected, written
+
+
 @dataclasses.dataclass(frozen=True)
 class ScenarioRun:
     """What one run of the fixed scenario produced, expected and got."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 
-from tests.integration.harness import REPO, pipeline_environment, running_pipeline
+from tests.integration.harness import pipeline_environment, run_job_command, running_pipeline
 from tests.integration.outcomes import (
     Expected,
     as_dead_letter,
@@ -66,14 +65,7 @@ def outage(kafka, services, tmp_path_factory) -> Outage:
 
 
 def redrive(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, '-m', 'pipeline.replay.redrive', '--runner=DirectRunner', *flags],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_job_command('pipeline.replay.redrive', env, *flags)
 
 
 def summary_of(done: subprocess.CompletedProcess) -> dict:

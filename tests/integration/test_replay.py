@@ -9,29 +9,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import REPO, pipeline_environment, running_pipeline
+from tests.integration.harness import pipeline_environment, run_job_command, running_pipeline
 from tests.integration.outcomes import (
-    OUTPUT_TIMEOUT_S,
     Expected,
     as_prediction,
-    expected_outcome,
     iso,
     new_topics,
-    produce,
+    produce_and_read,
     read_all,
 )
 from tests.integration.scenario import IndependentModel, Scenario
 
 pytestmark = pytest.mark.integration
-
-REPLAY_TIMEOUT_S = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,29 +49,20 @@ def live_run(kafka, services, tmp_path_factory) -> LiveRun:
     env = pipeline_environment(kafka, services, topics, tmp / 'metrics.json')
     started = datetime.now(timezone.utc) - timedelta(seconds=1)
     with running_pipeline(env, tmp / 'pipeline.log'):
-        sent = produce(kafka.bootstrap_servers, topics, Scenario().small_wave(30))
-        ended = datetime.now(timezone.utc) + timedelta(seconds=1)
-        expected = expected_outcome(IndependentModel(services.db_path), sent)
-        written = read_all(
+        sent, expected, written = produce_and_read(
             kafka.bootstrap_servers,
-            topics['predictions'],
-            len(expected.predictions),
-            OUTPUT_TIMEOUT_S,
+            topics,
+            Scenario().small_wave(30),
+            IndependentModel(services.db_path),
         )
+    ended = datetime.now(timezone.utc) + timedelta(seconds=1)
     live = frozenset(as_prediction(m) for m in written)
     assert live == expected.predictions  # the live run is the reference
     return LiveRun(env, topics, sent, expected, live, iso(started), iso(ended))
 
 
 def replay(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, '-m', 'pipeline.replay', '--runner=DirectRunner', *flags],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=REPLAY_TIMEOUT_S,
-    )
+    return run_job_command('pipeline.replay', env, *flags)
 
 
 def read_lines(path: Path) -> list[dict]:
