@@ -51,6 +51,7 @@ from kafka.errors import KafkaError
 from pipeline.exporter import ConsumerLag, OperatorView, PipelineStatus
 from pipeline.flink import FlinkConfigError, with_flink_defaults
 from pipeline.flink.job import FlinkJob
+from pipeline.flink.runner import JobServerJarUnavailable
 from pipeline.lease import GroupLease, NoLease, group_lease
 from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
@@ -165,7 +166,11 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
         print(f'coupon-scoring: METRICS_PORT (--metrics_port): {error}', file=sys.stderr)
         return 2
     lease.when_lost(progress(run_id).request)  # the read stops fetching at once
-    result = p.run()
+    try:
+        result = p.run()
+    except JobServerJarUnavailable as error:
+        print(f'coupon-scoring: cannot start: {error}', file=sys.stderr)
+        return 2
     runner = runner_view(result, options, progress(run_id), settings)
     take_back_ctrl_c()
     _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)

@@ -30,6 +30,10 @@ def job_configuration(buffer_timeout_ms: int) -> dict[str, str]:
     return {'execution.buffer-timeout.interval': f'{buffer_timeout_ms} ms'}
 
 
+class JobServerJarUnavailable(RuntimeError):
+    """No job server jar was named and Beam's could not be downloaded."""
+
+
 class ConfiguredFlinkJarJobServer(flink_runner.FlinkJarJobServer):
     """Beam's Flink job server jar, started with ``--flink-conf-dir`` holding ``configuration``."""
 
@@ -38,6 +42,19 @@ class ConfiguredFlinkJarJobServer(flink_runner.FlinkJarJobServer):
         self._conf_dir = tempfile.TemporaryDirectory(prefix='coupon-scoring-flink-conf-')
         lines = (f'{key}: {value}\n' for key, value in configuration.items())
         Path(self._conf_dir.name, 'config.yaml').write_text(''.join(lines))
+
+    @staticmethod
+    def local_jar(url, jar_cache_dir=None, user_agent=None):
+        """The job server jar, downloaded if ``url`` is remote; one line naming
+        FLINK_JOB_SERVER_JAR when it cannot be (Beam's error is a chain of tracebacks)."""
+        try:
+            return job_server.JavaJarJobServer.local_jar(url, jar_cache_dir, user_agent)
+        except RuntimeError as error:
+            raise JobServerJarUnavailable(
+                f'Beam\'s Flink job server could not be downloaded from {url} '
+                f'({str(error).split(": ", 1)[-1].split(". ")[0]}): set FLINK_JOB_SERVER_JAR '
+                'to a job server jar of this Beam version (docs/runners.md, "The job server")'
+            ) from None
 
     def java_arguments(self, job_port, artifact_port, expansion_port, artifacts_dir) -> list:
         arguments = super().java_arguments(job_port, artifact_port, expansion_port, artifacts_dir)

@@ -17,6 +17,7 @@ from apache_beam.runners.runner import PipelineState
 from kafka.errors import KafkaError
 
 from pipeline.flink import FlinkConfigError, with_flink_defaults
+from pipeline.flink.runner import JobServerJarUnavailable
 from pipeline.options import ConfigError, CouponScoringOptions, Settings
 from pipeline.replay.job import JobInput, Outputs, build_job
 from pipeline.replay.options import ReplayOptions, checked_settings
@@ -100,6 +101,9 @@ def main_of(prog: str, run: Callable[[Sequence[str]], int], argv: Sequence[str])
         return EXIT_BAD_FLAGS
     except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
         print(f'{prog}: cannot start: {error!r}', file=sys.stderr)
+        return EXIT_BAD_FLAGS
+    except JobServerJarUnavailable as error:
+        print(f'{prog}: cannot start: {error}', file=sys.stderr)
         return EXIT_BAD_FLAGS
     except NothingToDo as error:
         print(f'{prog}: nothing to do: {error}', file=sys.stderr)

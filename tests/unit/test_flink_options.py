@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability import job_server
 
 from pipeline.flink import HARNESS, FlinkConfigError, buffer_timeout_ms, with_flink_defaults
 from pipeline.flink.job import beam_name
 from pipeline.flink.runner import (
     ConfiguredFlinkJarJobServer,
     ConfiguredFlinkRunner,
+    JobServerJarUnavailable,
     job_configuration,
 )
 from pipeline.runner import one_worker_process, runner_instance
@@ -150,3 +152,21 @@ def test_offsets_are_keyed_when_workers_are_other_processes(argv, one_process) -
 )
 def test_flink_rest_metric_names_map_back_to_beam_names(rest_name, beam_metric) -> None:
     assert beam_name(rest_name) == beam_metric
+
+
+def test_a_job_server_that_cannot_be_downloaded_is_one_line_naming_the_variable(monkeypatch):
+    url = 'https://repo.maven.apache.org/maven2/org/apache/beam/x/2.73.0/x-2.73.0.jar'
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError(
+            f'Unable to fetch remote job server jar at {url}: HTTP Error 404: Not Found. '
+            'Also failed to fetch from Google Maven mirror at ...'
+        )
+
+    monkeypatch.setattr(job_server.JavaJarJobServer, 'local_jar', staticmethod(unreachable))
+    with pytest.raises(JobServerJarUnavailable) as raised:
+        ConfiguredFlinkJarJobServer.local_jar(url)
+    message = str(raised.value)
+    assert '\n' not in message
+    assert f'from {url} (HTTP Error 404: Not Found)' in message
+    assert 'set FLINK_JOB_SERVER_JAR' in message
