@@ -56,6 +56,7 @@ from pipeline.lease import GroupLease, NoLease, group_lease
 from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
 from pipeline.runner import one_worker_process, route_runner, runner_instance
+from pipeline.unread import UnreadPartitions
 from pipeline.wiring import build_pipeline, kafka_connection
 from transforms.kafka import RunProgress, progress
 from transforms.quarantine import FailureJournal
@@ -153,10 +154,16 @@ def _run(options: PipelineOptions, settings: Settings) -> int:
 def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease | NoLease) -> int:
     """Runs the pipeline until a signal stops it, it ends, or ``lease`` is lost (then 1)."""
     options = route_runner(options)
+    inputs = [settings.entry_topic, settings.focus_topic]
     p = beam.Pipeline(runner=runner_instance(options), options=options)
     journal = failure_journal(settings)
     try:
         run_id = build_pipeline(p, settings, journal)
+        unread = (
+            UnreadPartitions(kafka_connection(settings), inputs)
+            if settings.reads_with_kafkaio
+            else None
+        )
     except (ValueError, KafkaError) as error:  # a missing topic, an unreachable broker
         print(cannot_start_message(error, settings), file=sys.stderr)
         return 2
@@ -176,6 +183,11 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
     _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
     if view:
         view.status.result = result
+    unread = (
+        UnreadPartitions(kafka_connection(settings), inputs)
+        if settings.reads_with_kafkaio
+        else None
+    )
     try:
         announce_reading(result, runner.reading)
         while not PipelineState.is_terminal(result.state):
@@ -184,6 +196,10 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
             snapshot = report(runner.metrics, settings.metrics_file)
             if view:
                 view.refresh(snapshot)
+            if unread:
+                unread_partitions = unread.check()
+                if view:
+                    view.status.unread_partitions = unread_partitions
     except (KeyboardInterrupt, LeaseLost) as stop:
         _LOGGER.info('stopping the pipeline (%s)', stop or 'SIGINT')
         if isinstance(stop, LeaseLost):

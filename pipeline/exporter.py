@@ -12,9 +12,11 @@ With ``METRICS_PORT`` set, the driver serves on that port (all interfaces):
     offset minus committed offset), and ``coupon_scoring_job_running``. The Beam metrics and
     the lag are refreshed by the driver every ``METRICS_INTERVAL_SECONDS``.
 ``GET /health``
-    200 when the job is running and the read polled Kafka in the last ``READ_STALE_S``
-    seconds (KAFKA_IO=xlang's read runs in Java: the job's state alone), else 503; JSON
-    ``{"status", "job_state", "seconds_since_read"}`` either way.
+    200 when the job is running, the read polled Kafka in the last ``READ_STALE_S``
+    seconds (KAFKA_IO=xlang's read runs in Java: the job's state alone) and no input partition
+    goes unread (pipeline.unread: added while KafkaIO reads), else 503; JSON
+    ``{"status", "job_state", "seconds_since_read", "unread_partitions"}`` either way. The
+    unread partitions are also the gauge ``coupon_scoring_unread_partitions``.
 
 State: the latest metrics snapshot and lag, replaced whole by the driver's thread and read
 by the server's threads.
@@ -95,16 +97,18 @@ class PipelineStatus:
         self._python_read = python_read
         self.snapshot = MetricsSnapshot()
         self.lag: dict[TopicPartition, int] = {}
+        self.unread_partitions: list[str] = []  # set by the driver (pipeline.unread)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         state = str(self.result.state) if self.result else 'STARTING'
         since_read = self._run.seconds_since_read()
         reading = not self._python_read or (since_read is not None and since_read < READ_STALE_S)
-        healthy = state == PipelineState.RUNNING and reading
+        healthy = state == PipelineState.RUNNING and reading and not self.unread_partitions
         return healthy, {
             'status': 'ok' if healthy else 'unhealthy',
             'job_state': state,
             'seconds_since_read': None if since_read is None else round(since_read, 1),
+            'unread_partitions': self.unread_partitions,
         }
 
     def collect(self) -> Iterator[Any]:
@@ -120,6 +124,12 @@ class PipelineStatus:
         for tp, records in sorted(self.lag.items()):
             lag.add_metric([tp.topic, str(tp.partition)], records)
         yield lag
+        unread = GaugeMetricFamily(
+            f'{PREFIX}_unread_partitions',
+            'input partitions added while the job runs that its read does not read',
+        )
+        unread.add_metric([], len(self.unread_partitions))
+        yield unread
         running = GaugeMetricFamily(f'{PREFIX}_job_running', '1 while the job is running')
         running.add_metric([], float(self.health()[1]['job_state'] == PipelineState.RUNNING))
         yield running

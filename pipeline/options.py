@@ -374,11 +374,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         'kafka_io',
         'KAFKA_IO',
-        _choice('python', 'xlang'),
+        _choice('python', 'xlang', 'xlang-read'),
         'python',
-        'Kafka connector: python (kafka-python in the Python harness, for the '
-        'DirectRunner) or xlang (Beam\'s cross-language Java KafkaIO, meant for Flink and '
-        f'other portable runners; needs Java and the jars of {BOOTSTRAP_COMMAND})',
+        'Kafka connector: python (kafka-python in the Python harness, the default on the '
+        'DirectRunner), xlang (Beam\'s cross-language Java KafkaIO both ways) or xlang-read '
+        '(KafkaIO reads, kafka-python writes: the default on Flink, where the read is a native '
+        f'Flink source); xlang needs Java and the jars of {BOOTSTRAP_COMMAND}',
     ),
     # Tokens of the HTTP services, sent as "Authorization: Bearer <token>".
     Setting(
@@ -457,6 +458,15 @@ class Settings:
     scorer_token: Optional[str] = dataclasses.field(repr=False)
     central_token: Optional[str] = dataclasses.field(repr=False)
 
+    @property
+    def reads_with_kafkaio(self) -> bool:
+        """Java KafkaIO reads the input topics (KAFKA_IO xlang or xlang-read)."""
+        return self.kafka_io in ('xlang', 'xlang-read')
+
+    @property
+    def writes_with_kafkaio(self) -> bool:
+        return self.kafka_io == 'xlang'
+
     def kafka_client_config(self) -> dict[str, Any]:
         """Connection settings shared by every Kafka client (kafka-python names)."""
         config = {
@@ -523,7 +533,7 @@ def resolve_settings(
             'KAFKA_SASL_USERNAME (--kafka_sasl_username) is required '
             'when KAFKA_SASL_MECHANISM is set'
         )
-    if settings.kafka_io == 'xlang':
+    if settings.reads_with_kafkaio:
         _check_xlang(settings)
     return settings
 
@@ -532,10 +542,10 @@ def _check_xlang(settings: Settings) -> None:
     """Fails fast where KAFKA_IO=xlang cannot run: no jars, no Java, a PEM CA file."""
     problem = missing_runtime()
     if problem:
-        raise ConfigError(f'KAFKA_IO (--kafka_io) = xlang cannot run here: {problem}')
+        raise ConfigError(f'KAFKA_IO (--kafka_io) = {settings.kafka_io} cannot run here: {problem}')
     if settings.kafka_ssl_cafile:
         raise ConfigError(
             'KAFKA_SSL_CAFILE (--kafka_ssl_cafile) is not supported with '
-            'KAFKA_IO=xlang: the Java Kafka client 2.4.1 that KafkaIO 2.73 is built '
+            f'KAFKA_IO={settings.kafka_io}: the Java Kafka client 2.4.1 that KafkaIO 2.73 is built '
             'for reads no PEM CA bundle (use KAFKA_IO=python)'
         )

@@ -85,9 +85,13 @@ def route_runner(options: PipelineOptions, streaming: bool = True) -> PipelineOp
 def runner_instance(options: PipelineOptions) -> Optional[PipelineRunner]:
     """The runner object for ``--runner=FlinkRunner`` (Beam's, with this service's Flink
     configuration: pipeline.flink.runner); None for the others, which Beam makes by name."""
-    if options.view_as(StandardOptions).runner != 'FlinkRunner':
+    if not on_flink(options):
         return None
     return ConfiguredFlinkRunner(job_configuration(buffer_timeout_ms()))
+
+
+def on_flink(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner == 'FlinkRunner'
 
 
 def one_worker_process(options: PipelineOptions) -> bool:

@@ -9,8 +9,11 @@
     (with one worker process, what a Kafka writer published is committed by the writer
     itself, at once; with several, by partition in a keyed step)
 
-KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam: one expansion-service JVM serves
-every Kafka transform, and runs only while the pipeline is built (expansion happens then).
+KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam both ways, xlang-read for the read
+only: one expansion-service JVM serves every Java Kafka transform, and runs only while the
+pipeline is built (expansion happens then). On Flink KafkaIO's read is a native Flink source
+whose offsets live in Flink's checkpoints: KafkaIO commits them to the group when a
+checkpoint completes, and CommitEndedOffsets is left out.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import apache_beam as beam
 from apache_beam.transforms.external import JavaJarExpansionService
 
 from pipeline.options import Settings
-from pipeline.runner import one_worker_process
+from pipeline.runner import on_flink, one_worker_process
 from pipeline.xlang.runtime import expansion_service
 from transforms.central import CentralConfig
 from transforms.coupon_scoring import CouponScoring, ScoringConfig
@@ -82,13 +85,16 @@ def scorer_config(settings: Settings) -> ScorerConfig:
 
 
 @contextlib.contextmanager
-def kafka_expansion_service(settings: Settings) -> Iterator[Optional[JavaJarExpansionService]]:
-    """For KAFKA_IO=xlang, the expansion service, started once for every Kafka transform and
-    stopped on leaving, even on failure; for python, None."""
-    if settings.kafka_io != 'xlang':
+def kafka_expansion_service(
+    settings: Settings, native_read: bool = False
+) -> Iterator[Optional[JavaJarExpansionService]]:
+    """For KAFKA_IO xlang and xlang-read, the expansion service, started once for every Kafka
+    transform and stopped on leaving, even on failure (``native_read``: KafkaIO's read as a
+    native Flink source); for python, None."""
+    if not settings.reads_with_kafkaio:
         yield None
         return
-    service = expansion_service()
+    service = expansion_service(deprecated_read=native_read)
     with service:
         yield service
 
@@ -100,8 +106,10 @@ def build_pipeline(
     progress in this process (transforms.kafka.drain). ``journal``: this start's failure journal,
     whose quarantined records become poison_pill dead letters."""
     run_id = uuid.uuid4().hex
-    with kafka_expansion_service(settings) as java:
-        _apply(p, settings, PipelineRun(run_id, java, journal, one_worker_process(p.options)))
+    native_read = settings.reads_with_kafkaio and on_flink(p.options)
+    with kafka_expansion_service(settings, native_read) as java:
+        run = PipelineRun(run_id, java, journal, one_worker_process(p.options), native_read)
+        _apply(p, settings, run)
     return run_id
 
 
@@ -114,6 +122,9 @@ class PipelineRun:
     journal: Optional[FailureJournal]
     # every Python DoFn runs in this process: the offset frontiers live in its memory
     one_process: bool = True
+    # KafkaIO's read is a native Flink source: its offsets live in Flink's checkpoints, and it
+    # commits each completed checkpoint's to the group; nothing else commits
+    native_read: bool = False
 
     def quarantined(self, settings: Settings) -> dict[str, str]:
         return self.journal.quarantined(settings.quarantine_after) if self.journal else {}
@@ -134,11 +145,12 @@ def scoring_config(settings: Settings) -> ScoringConfig:
 
 def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     kafka = kafka_connection(settings)
-    commit_on_acknowledgement = settings.group_id and run.one_process  # else: ended, keyed
+    commits = bool(settings.group_id) and not run.native_read  # else KafkaIO's, or none
+    commit_on_acknowledgement = commits and run.one_process  # else: ended, keyed
     write_to = functools.partial(
         WriteKafkaMessages,
         kafka,
-        expansion_service=run.java,
+        expansion_service=run.java if settings.writes_with_kafkaio else None,
         on_acknowledged=CommitOnAcknowledgement(kafka, run.run_id)
         if commit_on_acknowledgement
         else None,
@@ -150,6 +162,7 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
         run.run_id,
         run.java,
         settings.partition_discovery_s,
+        commit_on_checkpoint=run.native_read and bool(settings.group_id),
     )
     undecodable = read['undecodable'] | 'UndecodableBatches' >> beam.Map(
         undecodable_dead_letter
@@ -168,7 +181,7 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
             write_to, settings.dead_letter_topic, settings.dead_letter_max_original_bytes
         )
     )
-    if settings.group_id:  # without a consumer group nothing is committed
+    if commits:  # without a consumer group nothing is committed
         (
             (read['gaps'], scoring['ended'], published['ended'], dead_lettered)
             | 'AllEnded' >> beam.Flatten()

@@ -74,17 +74,26 @@ def missing_runtime() -> Optional[str]:
     return None
 
 
-def expansion_service() -> JavaJarExpansionService:
+def expansion_service(deprecated_read: bool = False) -> JavaJarExpansionService:
     """The expansion service of the Java Kafka transforms, started by the SDK from the launcher
-    jar when entered and stopped when left; its transforms run in the launcher script."""
+    jar when entered and stopped when left; its transforms run in the launcher script.
+
+    ``deprecated_read`` (Flink): KafkaIO's read expands to its UnboundedSource, which Beam's
+    Flink runner runs as a native Flink source in the TaskManager, its offsets in Flink's
+    checkpoints, instead of a splittable DoFn (whose residuals Beam 2.73's released Flink
+    job server keeps in state it never frees: apache/beam#27648). Only Flink (and Dataflow)
+    run that primitive: Prism does not.
+    """
     environment = {
         'command': str(HARNESS_SCRIPT),
         'env': {'XLANG_LIB': str(LIB_DIR), 'XLANG_PYTHON': sys.executable},
     }
+    experiments = ['--experiments=use_deprecated_read'] if deprecated_read else []
     return JavaJarExpansionService(
         str(LAUNCHER_JAR),
         append_args=[
             '--defaultEnvironmentType=PROCESS',
             f'--defaultEnvironmentConfig={json.dumps(environment)}',
+            *experiments,
         ],
     )

@@ -116,11 +116,14 @@ def list_partitions(connection: KafkaConnection, topics: list[str]) -> list[tupl
 
 
 def start_offsets(
-    connection: KafkaConnection, partitions: list[TopicPartition]
+    connection: KafkaConnection, partitions: list[TopicPartition], every_partition: bool = False
 ) -> dict[TopicPartition, int]:
     """Each partition's committed offset in the group, else where auto_offset_reset says,
     which is then committed: offsets are committed from there on (transforms.kafka.offsets).
-    One consumer for all the partitions."""
+    With ``every_partition`` (``partitions`` are all the topics' partitions, asked at once),
+    a partition without one whose topic has partitions with one was added since the group
+    last read: it starts at its first offset, whatever auto_offset_reset says (its records
+    were written while nobody read them). One consumer for all the partitions."""
     consumer = connection.consumer('start-offsets')
     try:
         starts = {}
@@ -130,15 +133,33 @@ def start_offsets(
         unset = [tp for tp in partitions if tp not in starts]
         if not unset:
             return starts
-        if connection.auto_offset_reset == 'earliest':
-            reset = consumer.beginning_offsets(unset)
-        else:
-            reset = consumer.end_offsets(unset)
+        added = _added_since_the_group_read(connection, consumer, unset) if every_partition else []
+        reset = consumer.beginning_offsets(added) if added else {}
+        rest = [tp for tp in unset if tp not in added]
+        if rest and connection.auto_offset_reset == 'earliest':
+            reset.update(consumer.beginning_offsets(rest))
+        elif rest:
+            reset.update(consumer.end_offsets(rest))
         if connection.group_id:
             consumer.commit({tp: OffsetAndMetadata(offset, '', -1) for tp, offset in reset.items()})
         return {**starts, **reset}
     finally:
         consumer.close()
+
+
+def _added_since_the_group_read(
+    connection: KafkaConnection, consumer: KafkaConsumer, unset: list[TopicPartition]
+) -> list[TopicPartition]:
+    """Of the partitions without a committed offset, those whose topic has another partition
+    with one."""
+    if not connection.group_id:
+        return []
+    read_before = set()
+    for topic in {tp.topic for tp in unset}:
+        siblings = consumer.partitions_for_topic(topic) or set()
+        if any(consumer.committed(TopicPartition(topic, n)) is not None for n in siblings):
+            read_before.add(topic)
+    return [tp for tp in unset if tp.topic in read_before]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,8 @@ class ReadKafkaRecords(beam.PTransform):
     """Reads ``topics`` forever: ``records``, ``gaps`` (offsets without a record) and
     ``undecodable`` (ranges that could not be decoded, skipped). ``partition_discovery_s``:
     how often the Python connector looks for partitions added while it runs (the xlang
-    connector does not)."""
+    connector does not). ``commit_on_checkpoint``: KafkaIO commits the group's offsets when
+    the runner finalizes a checkpoint (Flink), and nothing else commits them."""
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class ReadKafkaRecords(beam.PTransform):
         run_id: str,
         expansion_service: Optional[JavaJarExpansionService] = None,
         partition_discovery_s: float = 30.0,
+        commit_on_checkpoint: bool = False,
     ):
         super().__init__()
         self._connection = connection
@@ -51,6 +53,7 @@ class ReadKafkaRecords(beam.PTransform):
         self._run_id = run_id
         self._expansion_service = expansion_service
         self._partition_discovery_s = partition_discovery_s
+        self._commit_on_checkpoint = commit_on_checkpoint
 
     def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
         if self._expansion_service is None:
@@ -58,7 +61,7 @@ class ReadKafkaRecords(beam.PTransform):
                 self._connection, self._topics, self._run_id, self._partition_discovery_s
             )
         return begin | 'ReadFromKafkaXlang' >> ReadFromKafkaXlang(
-            self._connection, self._topics, self._expansion_service
+            self._connection, self._topics, self._expansion_service, self._commit_on_checkpoint
         )
 
 

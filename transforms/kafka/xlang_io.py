@@ -14,11 +14,15 @@ the caller manages (pipeline.xlang.runtime: a JVM the SDK starts and stops).
   ``undecodable``: empty too; the Java client decodes every codec Kafka has, and fails the
   read on a corrupt batch. ``isolation.level`` is the connection's (read_committed by
   default).
-  State: KafkaIO's own (per-partition offset restrictions, in the runner). At pipeline
-  construction, the group's start offset is committed for every partition that has none
-  (``connection.start_offsets``), so that KafkaIO starts there and transforms.kafka.offsets
-  finds it; KafkaIO itself commits nothing (``enable.auto.commit=false``;
-  ``commit_offset_in_finalize`` needs stable input, which Prism 2.73 refuses).
+  State: KafkaIO's own (per-partition offsets, in the runner). At pipeline construction, the
+  group's start offset is committed for every partition that has none
+  (``connection.start_offsets``; a partition of a topic whose other partitions have one was
+  added since: its first offset), so that KafkaIO starts there. On Prism KafkaIO commits
+  nothing (``commit_offset_in_finalize`` needs stable input, which Prism 2.73 refuses) and
+  transforms.kafka.offsets does. With ``commit_on_checkpoint`` (Flink, where the expansion
+  service's ``use_deprecated_read`` makes the read KafkaIO's UnboundedSource, a native Flink
+  source) the offsets live in Flink's checkpoints and KafkaIO commits each completed
+  checkpoint's to the group: a restart without the checkpoint resumes there.
 
 ``WriteToKafkaXlang``
   In:  PCollection[Outgoing].  Out: PCollection[EndedOffsets] of their sources, output
@@ -117,6 +121,7 @@ def commit_start_offsets(connection: KafkaConnection, topics: list[str]) -> None
             TopicPartition(topic, partition)
             for topic, partition in list_partitions(connection, topics)
         ],
+        every_partition=True,
     )
 
 
@@ -128,11 +133,13 @@ class ReadFromKafkaXlang(beam.PTransform):
         connection: KafkaConnection,
         topics: list[str],
         expansion_service: JavaJarExpansionService,
+        commit_on_checkpoint: bool = False,
     ):
         super().__init__()
         self._connection = connection
         self._topics = topics
         self._expansion_service = expansion_service
+        self._commit_on_checkpoint = commit_on_checkpoint
 
     def expand(self, begin: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
         if self._connection.group_id:
@@ -142,6 +149,7 @@ class ReadFromKafkaXlang(beam.PTransform):
             topics=self._topics,
             with_metadata=True,
             timestamp_policy=ReadFromKafka.create_time_policy,
+            commit_offset_in_finalize=self._commit_on_checkpoint,
             expansion_service=self._expansion_service,
         )
         records = rows | 'ToKafkaRecord' >> beam.Map(to_kafka_record).with_output_types(KafkaRecord)
