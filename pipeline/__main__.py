@@ -50,8 +50,9 @@ from kafka.errors import KafkaError
 
 from pipeline.exporter import ConsumerLag, OperatorView, PipelineStatus
 from pipeline.flink import FlinkConfigError, with_flink_defaults
-from pipeline.flink.job import FlinkJob
+from pipeline.flink.job import FlinkJob, SavepointFailed
 from pipeline.flink.runner import JobServerJarUnavailable
+from pipeline.flink.savepoints import SavepointRecord, resuming, savepoint_directory
 from pipeline.lease import GroupLease, NoLease, group_lease
 from pipeline.metrics import MetricsSnapshot, query, report
 from pipeline.options import ConfigError, CouponScoringOptions, Settings, resolve_settings
@@ -107,8 +108,10 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         print_help()
         return 0
     try:
-        options = PipelineOptions(with_flink_defaults(sys.argv[1:] if argv is None else argv))
-        settings = resolve_settings(options)
+        flags = with_flink_defaults(sys.argv[1:] if argv is None else argv)
+        settings = resolve_settings(PipelineOptions(flags))
+        flags = resuming(flags, settings.reads_with_kafkaio, settings.group_id)
+        options = PipelineOptions(flags)
     except (ConfigError, FlinkConfigError) as error:
         print(f'coupon-scoring: configuration error: {error}', file=sys.stderr)
         return 2
@@ -190,6 +193,8 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
     )
     try:
         announce_reading(result, runner.reading)
+        if runner.stop:  # the job runs: a savepoint it resumed from is spent
+            SavepointRecord(settings.group_id).forget()
         while not PipelineState.is_terminal(result.state):
             if lease.lost.wait(settings.metrics_interval_s):
                 raise LeaseLost(lease.why)
@@ -212,7 +217,10 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
                 'reads again what was in flight (at-least-once, the same focus_event_id)'
             )
         report(runner.metrics, settings.metrics_file)
-        runner.cancel()
+        if runner.stop and not isinstance(stop, LeaseLost):
+            runner.stop()
+        else:
+            runner.cancel()
     finally:
         if view:
             view.close()
@@ -254,6 +262,8 @@ class RunnerView:
     cancel: Callable[[], None]
     # the read and the commits run in this process, so a stop can drain them
     drains: bool = True
+    # a stop that keeps the job's state (Flink's stop-with-savepoint), instead of a cancel
+    stop: Optional[Callable[[], None]] = None
 
 
 def runner_view(
@@ -277,12 +287,28 @@ def runner_view(
                 _LOGGER.warning('could not cancel the Flink job (cancel it in its UI): %s', error)
             result.cancel()
 
+        def stop_with_savepoint() -> None:
+            """KafkaIO's offsets are Flink state: a stop keeps them in a savepoint."""
+            try:
+                location = flink.stop_with_savepoint(savepoint_directory())
+            except (requests.RequestException, SavepointFailed) as error:
+                _LOGGER.warning(
+                    'no savepoint (%s): cancelling; the next start resumes from the offsets '
+                    'committed at the last completed checkpoint',
+                    error,
+                )
+                cancel()
+                return
+            SavepointRecord(settings.group_id).remember(location)
+            result.cancel()
+
         started = flink.reading if settings.kafka_io == 'python' else flink.running
         return RunnerView(
             flink.query,
             lambda timeout_s: started() or _slept(timeout_s),
             cancel,
             drains=one_worker_process(options),
+            stop=stop_with_savepoint if settings.reads_with_kafkaio else None,
         )
     reading = run.wait_reading if settings.kafka_io == 'python' else (lambda _: True)
     return RunnerView(functools.partial(query, result), reading, result.cancel)

@@ -1,5 +1,5 @@
 """The pipeline's job on a Flink cluster, through Flink's REST API: ``FlinkJob`` (its state, its
-metrics, its cancellation).
+metrics, its cancellation, its stop with a savepoint).
 
 Cancelling the job through Beam's job service ends the job server's wait for it, not the
 Flink job: seen here, the job kept running (and held its slots) after the submitting process
@@ -19,6 +19,7 @@ State: the job's id, once found by its name.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Optional
 
 import requests
@@ -50,6 +51,10 @@ def beam_name(rest_name: str) -> Optional[str]:
         if name.startswith(namespace + '_'):
             return f'{namespace}.{name[len(namespace) + 1 :]}'
     return None
+
+
+class SavepointFailed(RuntimeError):
+    """The job could not be stopped with a savepoint."""
 
 
 class FlinkJob:
@@ -99,6 +104,31 @@ class FlinkJob:
                 f'{self._rest}/jobs/{job["jid"]}', params={'mode': 'cancel'}, timeout=TIMEOUT_S
             )
             response.raise_for_status()
+
+    def stop_with_savepoint(self, directory: str, timeout_s: float = 120.0) -> str:
+        """Flink's stop-with-savepoint: the sources stop, a savepoint is taken into
+        ``directory`` (KafkaIO commits its offsets to the group when it completes), then the
+        job finishes. Returns the savepoint's location; SavepointFailed says why not."""
+        job = self.job()
+        if not job or job['state'] != 'RUNNING':
+            raise SavepointFailed(f'the job is {job["state"] if job else "not found"}')
+        response = requests.post(
+            f'{self._rest}/jobs/{job["jid"]}/stop',
+            json={'targetDirectory': directory, 'drain': False},
+            timeout=TIMEOUT_S,
+        )
+        response.raise_for_status()
+        trigger = response.json()['request-id']
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            answer = self._get(f'/jobs/{job["jid"]}/savepoints/{trigger}')
+            if answer['status']['id'] == 'COMPLETED':
+                operation = answer.get('operation', {})
+                if 'location' in operation:
+                    return operation['location']
+                raise SavepointFailed(str(operation.get('failure-cause', operation))[:500])
+            time.sleep(0.5)
+        raise SavepointFailed(f'no savepoint after {timeout_s:.0f} s')
 
     def query(self) -> MetricsSnapshot:
         """The pipeline's counters and distributions now, summed over vertices and subtasks."""

@@ -118,7 +118,7 @@ def test_every_name_of_the_scrape_passes_prometheus_and_promtool_rules() -> None
 
     names = [name for name, _ in TYPE_LINE.findall(text)]
     assert lint(text) == []
-    assert len(names) == len(set(names)) == len(BEAM_COUNTERS) + 3  # histogram, 2 gauges
+    assert len(names) == len(set(names)) == len(BEAM_COUNTERS) + 4  # histogram, 3 gauges
     assert 'coupon_scoring_scorer_cumulative_throttling_seconds_total' in names
     assert 'coupon_scoring_focus_to_prediction_seconds' in names
 
