@@ -9,6 +9,12 @@ to a Flink session cluster. What is added, unless the command line gives it:
   ``beam-runners-flink-1.20-job-server`` of the SDK's version from Maven Central (a machine
   that cannot reach it must set the variable). Set to a file that does not exist, the start
   fails naming the variable.
+- ``--kafka_io=xlang-read``, unless ``KAFKA_IO`` is set: Java KafkaIO reads, as a native Flink
+  source (``use_deprecated_read``: pipeline.xlang.runtime) whose offsets live in Flink's
+  checkpoints, committed to the group by KafkaIO when a checkpoint completes; the Python
+  connector writes. It runs on Beam's released 2.73 job server; the Python read
+  (``KAFKA_IO=python``) needs a job server with the fix of apache/beam#27648
+  (docs/runners.md).
 - ``--environment_type=PROCESS``: each TaskManager starts the Python SDK harness from this
   project's own environment (``python_harness.sh``, no Docker). ``LOOPBACK`` (the harness in
   the submitting process) is for local debugging only: the job dies with its submitter.
@@ -83,6 +89,8 @@ def flink_defaults(environ: Mapping[str, str]) -> dict[str, str]:
         # chatter (a line per batch, per connection) would bury the pipeline's own
         'sdk_harness_log_level_overrides': json.dumps(QUIET_LOGGERS),
     }
+    if not environ.get('KAFKA_IO'):
+        defaults['kafka_io'] = 'xlang-read'
     jar = environ.get('FLINK_JOB_SERVER_JAR')
     if jar:
         if not Path(jar).is_file():

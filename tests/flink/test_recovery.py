@@ -37,12 +37,25 @@ pytestmark = [pytest.mark.integration, pytest.mark.flink]
 RECOVERY_TIMEOUT_S = 120
 
 
-def _written(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    count = sum(consumer.end_offsets(partitions).values())
-    consumer.close()
-    return count
+class _Written:
+    """How many messages a topic holds, asked of one consumer that waits long for the broker's
+    API versions: under the load of a recovery a new kafka-python client's 2 s version probe
+    timed out, it fell back to guessing an old broker and sent requests Kafka 4 refuses
+    (ListOffsets v0) until the test gave up."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, api_version_auto_timeout_ms=60_000
+        )
+        self._partitions = [
+            TopicPartition(topic, p) for p in self._consumer.partitions_for_topic(topic)
+        ]
+
+    def __call__(self) -> int:
+        return sum(self._consumer.end_offsets(self._partitions).values())
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def _seconds_until(condition, timeout_s: float = RECOVERY_TIMEOUT_S) -> float:
@@ -58,7 +71,11 @@ def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_noth
 ):
     scenario, metrics_file = Scenario(), tmp_path / 'metrics.json'
     bootstrap = kafka.bootstrap_servers
-    env = pipeline_environment(kafka, services, topics, metrics_file)
+    env = {
+        **pipeline_environment(kafka, services, topics, metrics_file),
+        'FLINK_SAVEPOINT_DIR': str(tmp_path / 'savepoints'),
+    }
+    written_now = _Written(bootstrap, topics['predictions'])
     job_name = f'coupon-scoring-recovery-{uuid.uuid4().hex[:8]}'
     runner_args = flink_runner_args(flink, flink_job_server_jar, f'--job_name={job_name}')
     job = FlinkJob(flink.rest_url, job_name)
@@ -67,15 +84,13 @@ def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_noth
         half = len(wave) // 2
         sent = produce(bootstrap, topics, wave[:half])
         wait_for_metric(metrics_file, 'predictions.written', 1)
-        written_before = _written(bootstrap, topics['predictions'])
+        written_before = written_now()
         killed = flink.kill_taskmanager()
         flink.start_taskmanager()
         sent += produce(bootstrap, topics, wave[half:])
         failed_s = _seconds_until(lambda: not job.running())
         running_again_s = failed_s + _seconds_until(job.running)
-        first_output_s = _seconds_until(
-            lambda: _written(bootstrap, topics['predictions']) > written_before
-        )
+        first_output_s = _seconds_until(lambda: written_now() > written_before)
         expected = expected_outcome(IndependentModel(services.db_path), sent)
         written = read_all(
             bootstrap, topics['predictions'], len(expected.predictions), OUTPUT_TIMEOUT_S
@@ -83,6 +98,7 @@ def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_noth
         letters = read_all(bootstrap, topics['deadletters'], len(expected.dead_letters), 30)
         left = wait_for_commits(bootstrap, env['GROUP_ID'], [topics['entry'], topics['focus']])
         assert process.poll() is None, 'the submitting process stopped'
+    written_now.close()
 
     got = [as_prediction(m) for m in written]
     assert set(got) == expected.predictions, 'predictions lost'
