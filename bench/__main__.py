@@ -76,8 +76,10 @@ def _latest(plan: Plan) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def systems_of(plan: Plan) -> Iterator[tuple[System, ...]]:
-    """The systems ``plan`` measures. FLINK: the pipeline on Flink with each Kafka connector
-    (its cluster running meanwhile), the pipeline on Prism, the simple and the Quix reference."""
+    """The systems ``plan`` measures. FLINK: the pipeline on Flink with its default Kafka I/O
+    (KafkaIO's read as a native Flink source, the Python writer) and with KafkaIO's writer too
+    (``KAFKA_IO=xlang``), its cluster running meanwhile; the pipeline on Prism; the simple and
+    the Quix reference."""
     if plan is not FLINK:
         yield SYSTEMS
         return
