@@ -7,7 +7,8 @@ compares the result with what the live service published.
       --prediction_threshold=0.3 --output_dir=whatif-saturday
 
 Writes, into the new ``--output_dir``: ``predictions.jsonl`` (prediction results, the live
-format), ``dead_letters.jsonl``, ``focus_events.jsonl``, ``live_predictions.jsonl``,
+format), ``dead_letters.jsonl``, ``focus_events.jsonl``, ``live_predictions.jsonl`` (the live topic's, written up to an hour
+after the range),
 ``summary.json``, ``report.md`` and ``report.png`` (pipeline.replay.report); with
 ``--output_topic`` the predictions go to that topic too (never to the live one unless
 ``--to_live_topic``). The customer context comes from the central as it answers now, not as
@@ -42,6 +43,8 @@ from pipeline.wiring import kafka_connection
 from transforms.kafka import SpansBetween, TimeRange, spans_between
 
 PROG = 'python -m pipeline.replay'
+# The live results of the range's focus events are looked for up to this long after its end.
+LIVE_MARGIN_MS = 3600 * 1000
 
 
 def iso(ms: int) -> str:
@@ -69,14 +72,16 @@ def _input_spans(settings: Settings, flags: ReplayFlags) -> SpansBetween:
     raise NothingToDo(f'no record in {where} between {times.from_text} and {times.to_text}')
 
 
-def _header(settings: Settings, flags: ReplayFlags, found: SpansBetween, context_ms: int) -> list:
+def _header(
+    settings: Settings, flags: ReplayFlags, found: SpansBetween, context_ms: int, live_ms: int
+) -> list:
     lines = [
         f'- Range: {flags.times.from_text} to {flags.times.to_text} (Kafka record timestamps) '
         f'of `{settings.entry_topic}` and `{settings.focus_topic}`: {found.records} offsets.',
         f'- Replay settings: scorer `{settings.scorer_url}`, threshold '
         f'{settings.prediction_threshold}, top {settings.top_k}.',
-        f'- Live results: `{settings.prediction_topic}`, from the range\'s start to '
-        f'{iso(context_ms)}.',
+        f'- Live results: `{settings.prediction_topic}`, written from the range\'s start to '
+        f'{iso(live_ms)}.',
         f'- Customer context: from the central (`{settings.central_url}`) as it answered at '
         f'{iso(context_ms)}, not as it answered at the time of the events.',
     ]
@@ -111,8 +116,9 @@ def replay(argv: Sequence[str]) -> int:
     flags = replay_flags(options, settings, started_ms)
     found = _input_spans(settings, flags)
     require_scorer(settings)
+    live_until_ms = min(started_ms, flags.times.to_ms + LIVE_MARGIN_MS)
     live = spans_between(
-        kafka_connection(settings), [settings.prediction_topic], flags.times.from_ms, started_ms
+        kafka_connection(settings), [settings.prediction_topic], flags.times.from_ms, live_until_ms
     )
     directory = flags.output_dir
     directory.mkdir(parents=True, exist_ok=True)
@@ -120,7 +126,7 @@ def replay(argv: Sequence[str]) -> int:
     if not run_job(options, settings, job, Outputs(str(directory), flags.output_topic)):
         print(f'{PROG}: the job failed; what it wrote is in {directory}', file=sys.stderr)
         return EXIT_FAILED
-    header = _header(settings, flags, found, started_ms)
+    header = _header(settings, flags, found, started_ms, live_until_ms)
     rows = report.comparison(report.outcomes(directory))
     (directory / 'report.md').write_text(report.markdown(rows, header))
     report.plot(rows, directory / 'report.png')
