@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from standins.kafka.broker import KafkaBroker
 from standins.services import LocalServices
@@ -103,10 +103,15 @@ def running_pipeline(
 
 
 def wait_for_log(
-    log_path: Path, text: str, process: subprocess.Popen, timeout_s: float = 120
+    log_path: Path,
+    text: str,
+    process: subprocess.Popen,
+    timeout_s: float = 120,
+    seen: Optional[int] = None,
 ) -> None:
-    """Waits until the log has ``text`` once more than when called."""
-    seen = log_path.read_text().count(text)
+    """Waits until the log has ``text`` once more than ``seen`` times (default: than when
+    called; give it when the line may come before the call, as a standby's takeover may)."""
+    seen = log_path.read_text().count(text) if seen is None else seen
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if log_path.read_text().count(text) > seen:

@@ -154,7 +154,7 @@ def test_a_second_process_stands_by_reads_nothing_and_takes_over_when_the_first_
         killed_at = time.time()  # with the second wave in flight
         stop_pipeline(pair.active, signal.SIGKILL)
         sent += produce(bootstrap, topics, THIRD_WAVE.small_wave(CUSTOMERS_PER_WAVE))
-        wait_for_log(pair.standby_log, 'pipeline reading', pair.standby, timeout_s=90)
+        wait_for_log(pair.standby_log, 'pipeline reading', pair.standby, timeout_s=90, seen=0)
 
         after_kill = published(kafka, services, topics, sent)
         left = wait_for_commits(bootstrap, pair.env['GROUP_ID'], [topics['entry'], topics['focus']])
@@ -193,7 +193,7 @@ def test_a_graceful_stop_hands_the_lease_over_after_the_drain_and_repeats_nothin
         stop_pipeline(pair.active, signal.SIGTERM)
         assert pair.active.returncode == 0
         sent += produce(bootstrap, topics, SECOND_WAVE.small_wave(CUSTOMERS_PER_WAVE))
-        wait_for_log(pair.standby_log, 'pipeline reading', pair.standby, timeout_s=90)
+        wait_for_log(pair.standby_log, 'pipeline reading', pair.standby, timeout_s=90, seen=0)
         handover = published(kafka, services, topics, sent)
 
     drain = re.search(r'drain (complete|incomplete) after', pair.active_log.read_text())
@@ -224,7 +224,7 @@ def test_an_active_process_frozen_past_the_lease_timeout_is_fenced_when_it_wakes
         frozen_at = time.time()
         os.killpg(pair.active.pid, signal.SIGSTOP)
         try:
-            wait_for_log(pair.standby_log, 'pipeline reading', pair.standby, timeout_s=90)
+            wait_for_log(pair.standby_log, 'pipeline reading', pair.standby, timeout_s=90, seen=0)
             sent += produce(bootstrap, topics, SECOND_WAVE.small_wave(CUSTOMERS_PER_WAVE))
         finally:
             os.killpg(pair.active.pid, signal.SIGCONT)
