@@ -60,6 +60,18 @@ JOB_NAME = 'coupon-scoring'
 QUIET_LOGGERS = {'apache_beam': 'WARNING', 'kafka': 'WARNING'}
 BUFFER_TIMEOUT_MS = 5
 SWITCHES = ('finish_bundle_before_checkpointing',)  # boolean flags, on unless given
+# Flags of Beam's Flink job server (its Java FlinkPipelineOptions) that Beam's Python options
+# do not declare: the Python SDK passes them on.
+JOB_SERVER_FLAGS = frozenset(
+    {
+        'checkpointing_interval',
+        'max_bundle_time_mills',
+        'max_bundle_size',
+        'finish_bundle_before_checkpointing',
+        'savepoint_path',
+        'allow_non_restored_state',
+    }
+)
 
 
 class FlinkConfigError(ValueError):

@@ -16,12 +16,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 from kafka.errors import KafkaError
 
-from pipeline.flink import FlinkConfigError, with_flink_defaults
+from pipeline.flink import JOB_SERVER_FLAGS, FlinkConfigError, with_flink_defaults
 from pipeline.flink.runner import JobServerJarUnavailable
 from pipeline.options import ConfigError, CouponScoringOptions, Settings
 from pipeline.replay.job import JobInput, Outputs, build_job
 from pipeline.replay.options import ReplayOptions, checked_settings
-from pipeline.runner import route_runner, runner_instance
+from pipeline.runner import on_flink, route_runner, runner_instance
 from pipeline.wiring import scorer_config
 from transforms.scoring import scorer_problem
 
@@ -55,7 +55,8 @@ def parse_command_line(argv: Sequence[str]) -> tuple[PipelineOptions, Settings]:
         options = PipelineOptions(with_flink_defaults(list(argv)))
     except FlinkConfigError as error:
         raise ConfigError(str(error)) from None
-    return options, checked_settings(options)
+    passed_on = JOB_SERVER_FLAGS if on_flink(options) else frozenset()
+    return options, checked_settings(options, passed_on)
 
 
 def require_scorer(settings: Settings) -> None:

@@ -114,10 +114,11 @@ def replay_flags(options: PipelineOptions, settings: Settings, now_ms: int) -> R
     return ReplayFlags(time_range_flags(options, now_ms), _output_dir(flags.output_dir), topic)
 
 
-def checked_settings(options: PipelineOptions) -> Settings:
-    """The service's settings, after refusing flags nobody declares."""
+def checked_settings(options: PipelineOptions, passed_on: frozenset = frozenset()) -> Settings:
+    """The service's settings, after refusing flags nobody declares but those ``passed_on``
+    (on Flink, the job server's own flags, which Beam's Python options do not declare)."""
     options.view_as(CouponScoringOptions)
-    unknown = unknown_flags(options)
+    unknown = [name for name in unknown_flags(options) if name not in passed_on]
     if unknown:
         raise ConfigError('unknown flag(s): ' + ', '.join('--' + name for name in unknown))
     return resolve_settings(options)
