@@ -9,11 +9,14 @@ missing. Prints the start-up time and the pipeline's latency figures.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.xlang.runtime import missing_runtime
+from tests.integration.harness import pipeline_environment, running_pipeline
 from tests.integration.outcomes import (
     ScenarioRun,
     as_dead_letter,
@@ -21,6 +24,8 @@ from tests.integration.outcomes import (
     assert_counted,
     run_fixed_scenario,
 )
+from tests.integration.test_operator_view import free_port, get
+from tests.integration.test_partitions_added import add_partitions
 
 pytestmark = [
     pytest.mark.integration,
@@ -52,3 +57,32 @@ def assert_exact_xlang_outcome(run: ScenarioRun) -> None:
     assert_counted(run.metrics, 'predictions.written', len(expected.predictions))
     # KafkaIO commits nothing itself: CommitEndedOffsets commits every ended record.
     assert run.uncommitted == {}
+
+
+def test_a_partition_added_while_kafkaio_reads_is_reported_unread(
+    kafka, services, topics, tmp_path: Path
+):
+    """KafkaIO's read takes the partitions of the job's start: one added later is not read, and
+    the driver says so (pipeline/unread.py): a WARNING with the operator's step, /health 503
+    with ``unread_partitions``, the gauge ``coupon_scoring_unread_partitions``."""
+    port = free_port()
+    env = {
+        **pipeline_environment(kafka, services, topics, tmp_path / 'metrics.json'),
+        'KAFKA_IO': 'xlang',
+        'METRICS_PORT': str(port),
+    }
+    log = tmp_path / 'pipeline.log'
+    with running_pipeline(env, log):
+        status, body = get(f'http://127.0.0.1:{port}/health')
+        assert (status, json.loads(body)['unread_partitions']) == (200, [])
+        add_partitions(kafka.bootstrap_servers, [topics['focus']], 4)
+        deadline = time.monotonic() + 30
+        while 'is NOT read' not in log.read_text():
+            assert time.monotonic() < deadline, 'the added partition was not reported'
+            time.sleep(0.5)
+        status, body = get(f'http://127.0.0.1:{port}/health')
+        _, metrics = get(f'http://127.0.0.1:{port}/metrics')
+    assert status == 503
+    assert json.loads(body)['unread_partitions'] == [f'{topics["focus"]}/3']
+    assert 'coupon_scoring_unread_partitions 1.0' in metrics
+    assert 'without a savepoint' in log.read_text()
