@@ -10,7 +10,6 @@ flight since the last checkpoint is processed again: its repeats are counted by
 
 from __future__ import annotations
 
-import collections
 import time
 import uuid
 from pathlib import Path
@@ -23,8 +22,7 @@ from tests.flink.conftest import flink_runner_args
 from tests.integration.harness import pipeline_environment, running_pipeline, wait_for_metric
 from tests.integration.outcomes import (
     OUTPUT_TIMEOUT_S,
-    as_dead_letter,
-    as_prediction,
+    assert_none_lost,
     expected_outcome,
     produce,
     read_all,
@@ -100,19 +98,11 @@ def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_noth
         assert process.poll() is None, 'the submitting process stopped'
     written_now.close()
 
-    got = [as_prediction(m) for m in written]
-    assert set(got) == expected.predictions, 'predictions lost'
-    assert {as_dead_letter(m) for m in letters} == expected.dead_letters
-    assert left == {}, 'input offsets left uncommitted'
-    per_focus = collections.Counter(m['focus_event_id'] for m in written)
-    expected_per_focus = collections.Counter(p[0] for p in expected.predictions)
-    repeated = [f for f, n in per_focus.items() if n > expected_per_focus[f]]
+    figures = assert_none_lost(expected, written, letters, left)
     fault_figures.update(
         killed=killed,
         failure_noticed_s=round(failed_s, 1),
         running_again_s=round(running_again_s, 1),
         first_output_after_kill_s=round(running_again_s + first_output_s, 1),
-        focus_events=expected.focus_count,
-        focus_events_repeated=len(repeated),
-        duplicate_predictions=len(got) - len(set(got)),
+        **figures,
     )

@@ -7,6 +7,7 @@ produced scenario, computed with the independent model of ``scenario.py``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import time
@@ -246,6 +247,26 @@ def produce_and_read(
         bootstrap, topics['predictions'], len(expected.predictions), OUTPUT_TIMEOUT_S
     )
     return sent, expected, written
+
+
+def assert_none_lost(
+    expected: Expected, written: list[dict], letters: list[dict], left: dict
+) -> dict[str, int]:
+    """Every expected prediction and dead letter written and every input offset committed
+    (after a restart or a recovery); returns the repeats: focus events whose results were
+    written again, and duplicate prediction results."""
+    got = [as_prediction(m) for m in written]
+    assert set(got) == expected.predictions, 'predictions lost'
+    assert {as_dead_letter(m) for m in letters} == expected.dead_letters
+    assert left == {}, 'input offsets left uncommitted'
+    per_focus = collections.Counter(m['focus_event_id'] for m in written)
+    expected_per_focus = collections.Counter(p[0] for p in expected.predictions)
+    repeated = [f for f, n in per_focus.items() if n > expected_per_focus[f]]
+    return {
+        'focus_events': expected.focus_count,
+        'focus_events_repeated': len(repeated),
+        'duplicate_predictions': len(got) - len(set(got)),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
