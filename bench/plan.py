@@ -74,7 +74,7 @@ FULL = Plan(
     profile=True,
 )
 FLINK = Plan(
-    loads=(10, 50, 100),
+    loads=(10, 50, 100, 200),
     duration_s=30,
     timing=Timing(warmup_s=5, drain_timeout_s=20),
     replay_visits=500,
