@@ -186,11 +186,6 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
     _LOGGER.info('pipeline started (start %d of this group); Ctrl-C stops it', journal.start)
     if view:
         view.status.result = result
-    unread = (
-        UnreadPartitions(kafka_connection(settings), inputs)
-        if settings.reads_with_kafkaio
-        else None
-    )
     try:
         announce_reading(result, runner.reading)
         if runner.stop:  # the job runs: a savepoint it resumed from is spent
@@ -224,6 +219,8 @@ def _run_holding(options: PipelineOptions, settings: Settings, lease: GroupLease
     finally:
         if view:
             view.close()
+        if unread:
+            unread.close()
     _LOGGER.info('pipeline %s', result.state)
     if lease.lost.is_set():
         return 1  # fenced: a service manager restarts it, as a standby

@@ -42,7 +42,7 @@ from prometheus_client.core import (
 )
 
 from pipeline.metrics import LATENCY, MetricsSnapshot
-from transforms.kafka import KafkaConnection, RunProgress
+from transforms.kafka import KafkaConnection, RunProgress, described_partitions
 from transforms.latency import BOUNDS_MS
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,11 +75,7 @@ class ConsumerLag:
         self._consumer = connection.consumer('lag')
 
     def read(self) -> dict[TopicPartition, int]:
-        partitions = [
-            TopicPartition(described['topic'], partition['partition'])
-            for described in self._admin.describe_topics(self._topics)
-            for partition in described['partitions']
-        ]
+        partitions = described_partitions(self._admin, self._topics)
         ends = self._consumer.end_offsets(partitions)
         return {tp: ends[tp] - (self._consumer.committed(tp) or 0) for tp in partitions}
 

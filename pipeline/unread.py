@@ -14,7 +14,7 @@ where KafkaIO last committed (the last completed checkpoint's offsets) and the a
 at their first offset (transforms.kafka.connection.start_offsets, every_partition): nothing is
 lost, what came after that checkpoint is read again.
 
-State: the partitions at the start, and those reported.
+State: the partitions at the start, those reported, and an admin client kept for the listings.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 
 from kafka.errors import KafkaError
 
-from transforms.kafka import KafkaConnection, list_partitions
+from transforms.kafka import KafkaConnection, described_partitions
 
 _LOGGER = logging.getLogger(__name__)
 STEP = (
@@ -36,20 +36,23 @@ class UnreadPartitions:
     """The input partitions added since the read started."""
 
     def __init__(self, connection: KafkaConnection, topics: list[str]):
-        self._connection = connection
+        self._admin = connection.admin('unread')
         self._topics = topics
-        self._at_start = set(list_partitions(connection, topics))
+        self._at_start = set(described_partitions(self._admin, topics))
         self.unread: list[str] = []
 
     def check(self) -> list[str]:
         """Lists the partitions again; logs each one added since the start, once."""
         try:
-            now = set(list_partitions(self._connection, self._topics))
+            now = set(described_partitions(self._admin, self._topics))
         except (KafkaError, ValueError) as error:
             _LOGGER.warning('could not list the input partitions: %s', error)
             return self.unread
-        added = sorted(f'{topic}/{partition}' for topic, partition in now - self._at_start)
+        added = sorted(f'{tp.topic}/{tp.partition}' for tp in now - self._at_start)
         for name in sorted(set(added) - set(self.unread)):
             _LOGGER.warning('partition %s was added while running and is NOT read: %s', name, STEP)
         self.unread = added
         return added
+
+    def close(self) -> None:
+        self._admin.close()

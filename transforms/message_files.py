@@ -34,18 +34,30 @@ def _none_failed(outgoing: Outgoing) -> Iterator[FailedWrite]:
     return iter(())
 
 
-class WriteMessageFiles(beam.PTransform):
-    """Writes each message's value as a line of ``<directory>/<name>.jsonl``."""
+class WriteLines(beam.PTransform):
+    """Writes each text as a line of the one file ``<directory>/<name>.jsonl``."""
 
     def __init__(self, directory: str, name: str):
         super().__init__()
         self._path = os.path.join(directory, f'{name}.jsonl')
 
+    def expand(self, lines: beam.PCollection[str]) -> beam.pvalue.PDone:
+        return lines | 'WriteToText' >> beam.io.WriteToText(self._path, shard_name_template='')
+
+
+class WriteMessageFiles(beam.PTransform):
+    """Writes each message's value as a line of ``<directory>/<name>.jsonl``."""
+
+    def __init__(self, directory: str, name: str):
+        super().__init__()
+        self._directory = directory
+        self._name = name
+
     def expand(self, outgoing: beam.PCollection[Outgoing]) -> dict[str, beam.PCollection]:
         _ = (
             outgoing
             | 'Values' >> beam.FlatMap(_values).with_output_types(str)
-            | 'WriteLines' >> beam.io.WriteToText(self._path, shard_name_template='')
+            | 'WriteLines' >> WriteLines(self._directory, self._name)
         )
         return {
             ENDED: outgoing | 'Ended' >> beam.FlatMap(_ended).with_output_types(EndedOffsets),

@@ -50,13 +50,14 @@ def resuming(argv: list[str], reads_with_kafkaio: bool, group_id: Optional[str])
     read, unless the command line names a savepoint itself."""
     on_flink = any(arg in ('--runner=FlinkRunner', 'FlinkRunner') for arg in argv)
     given = any(arg.startswith('--savepoint_path') for arg in argv)
-    location = SavepointRecord(group_id).location() if on_flink and reads_with_kafkaio else None
+    record = SavepointRecord(group_id)
+    location = record.location() if on_flink and reads_with_kafkaio else None
     if given or not location:
         return argv
     _LOGGER.info(
         'resuming from savepoint %s (the last stop\'s, recorded in %s: delete that file to '
         'start from the group\'s committed offsets instead)',
         location,
-        SavepointRecord(group_id).path,
+        record.path,
     )
     return [*argv, f'--savepoint_path={location}']

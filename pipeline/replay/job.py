@@ -26,7 +26,7 @@ from pipeline.wiring import kafka_connection, scoring_config
 from transforms.coupon_scoring import CouponScoring
 from transforms.domain import DeadLetter, FocusEvent, KafkaRecord
 from transforms.kafka import OffsetSpan, ReadKafkaSpans, TimeRange, WriteKafkaMessages
-from transforms.message_files import WriteMessageFiles
+from transforms.message_files import WriteLines, WriteMessageFiles
 from transforms.messages import undecodable_dead_letter
 from transforms.publish import PublishDeadLetters, PublishPredictions, Writer
 
@@ -90,19 +90,19 @@ def build_job(p: beam.Pipeline, settings: Settings, job: JobInput, outputs: Outp
         write_letters, letters_name, settings.dead_letter_max_original_bytes
     )
     if outputs.directory:
-        _write_lines(
-            scoring['focuses'] | 'ListFocusEvents' >> beam.Map(focus_line),
-            outputs.directory,
-            FOCUS_EVENTS,
+        _ = (
+            scoring['focuses']
+            | 'ListFocusEvents' >> beam.Map(focus_line)
+            | 'WriteFocusEvents' >> WriteLines(outputs.directory, FOCUS_EVENTS)
         )
     if job.live_prediction_spans and outputs.directory:
         live = p | 'ReadLivePredictions' >> ReadKafkaSpans(
             kafka, list(job.live_prediction_spans), run_id + '-live'
         )
-        _write_lines(
-            live['records'] | 'LiveValues' >> beam.Map(_record_value),
-            outputs.directory,
-            LIVE_PREDICTIONS,
+        _ = (
+            live['records']
+            | 'LiveValues' >> beam.Map(_record_value)
+            | 'WriteLivePredictions' >> WriteLines(outputs.directory, LIVE_PREDICTIONS)
         )
 
 
@@ -125,9 +125,3 @@ def _dead_letter_sink(outputs: Outputs, to_kafka: Writer) -> tuple[Writer, str]:
     if outputs.dead_letter_topic:
         return to_kafka, outputs.dead_letter_topic
     return functools.partial(WriteMessageFiles, outputs.directory), DEAD_LETTERS
-
-
-def _write_lines(lines: beam.PCollection[str], directory: str, name: str) -> None:
-    _ = lines | f'Write_{name}' >> beam.io.WriteToText(
-        f'{directory}/{name}.jsonl', shard_name_template=''
-    )

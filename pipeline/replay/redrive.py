@@ -59,7 +59,6 @@ class Triage:
     sources: set[SourcePosition] = dataclasses.field(default_factory=set)
     other_topics: int = 0
     gone: list[str] = dataclasses.field(default_factory=list)
-    published_before: int = 0
 
 
 def _source(letter: dict) -> SourcePosition | None:
@@ -114,20 +113,28 @@ def single_spans(sources: Iterable[SourcePosition]) -> list[OffsetSpan]:
     ]
 
 
-def published_focus_ids(
-    kafka: KafkaConnection, settings: Settings, sources: set[SourcePosition], until_ms: int
-) -> collections.Counter:
-    """Per focus_event_id of ``sources``, how many prediction results the live topic holds
-    (written from the oldest source record's time on)."""
-    if not sources:
-        return collections.Counter()
-    firsts = {}
+def oldest_source_ms(kafka: KafkaConnection, sources: set[SourcePosition]) -> int:
+    """The Kafka timestamp of the oldest of ``sources`` (the first offset of each partition)."""
+    firsts: dict[tuple[str, int], SourcePosition] = {}
     for source in sources:
         key = (source.topic, source.partition)
         if key not in firsts or source.offset < firsts[key].offset:
             firsts[key] = source
-    oldest_ms = min(r.timestamp_ms for r in read_spans(kafka, single_spans(firsts.values())))
-    found = spans_between(kafka, [settings.prediction_topic], oldest_ms - CLOCK_MARGIN_MS, until_ms)
+    return min(r.timestamp_ms for r in read_spans(kafka, single_spans(firsts.values())))
+
+
+def published_focus_ids(
+    kafka: KafkaConnection,
+    settings: Settings,
+    sources: set[SourcePosition],
+    since_ms: int,
+    until_ms: int,
+) -> collections.Counter:
+    """Per focus_event_id of ``sources``, how many prediction results the live topic holds,
+    written from ``since_ms`` (the oldest source's time) on."""
+    if not sources:
+        return collections.Counter()
+    found = spans_between(kafka, [settings.prediction_topic], since_ms - CLOCK_MARGIN_MS, until_ms)
     wanted = {s.event_id for s in sources}
     ids = (
         m.get('focus_event_id')
@@ -155,8 +162,8 @@ def redrive(argv: Sequence[str]) -> int:
     found = triage(kafka, settings, times)
     driver.require_scorer(settings)
     _drop_gone(kafka, found)
-    published = published_focus_ids(kafka, settings, found.sources, started_ms)
-    found.published_before = len(published)
+    since_ms = oldest_source_ms(kafka, found.sources) if found.sources else started_ms
+    published = published_focus_ids(kafka, settings, found.sources, since_ms, started_ms)
     again = {s for s in found.sources if s.event_id not in published}
     ok = True
     if again:
@@ -165,13 +172,13 @@ def redrive(argv: Sequence[str]) -> int:
             dead_letter_topic=settings.dead_letter_topic,
         )
         ok = driver.run_job(options, settings, JobInput(tuple(single_spans(again))), outputs)
-    now_published = published_focus_ids(kafka, settings, again, driver.now_ms())
+    now_published = published_focus_ids(kafka, settings, again, since_ms, driver.now_ms())
     summary = {
         'dead_letters_in_range': dict(found.letters),
         'retryable_sources': len(found.sources) + len(found.gone),
         'sources_on_other_topics': found.other_topics,
         'deleted_by_retention': found.gone,
-        'focus_events_published_before': found.published_before,
+        'focus_events_published_before': len(published),
         're_driven': len(again),
         're_driven_focus_events': sum(s.topic == settings.focus_topic for s in again),
         'focus_events_with_coupons_now': len(now_published),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
 from pipeline import unread
@@ -16,12 +17,13 @@ from transforms.kafka import KafkaConnection, progress
 def listed(monkeypatch) -> list:
     partitions = [[('entry', 0), ('focus', 0)]]
 
-    def list_partitions(connection, topics):
+    def described_partitions(admin, topics):
         if isinstance(partitions[0], Exception):
             raise partitions[0]
-        return list(partitions[0])
+        return [TopicPartition(topic, number) for topic, number in partitions[0]]
 
-    monkeypatch.setattr(unread, 'list_partitions', list_partitions)
+    monkeypatch.setattr(unread, 'described_partitions', described_partitions)
+    monkeypatch.setattr(KafkaConnection, 'admin', lambda self, role: None)
     return partitions
 
 

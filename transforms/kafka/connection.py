@@ -115,6 +115,16 @@ def list_partitions(connection: KafkaConnection, topics: list[str]) -> list[tupl
         consumer.close()
 
 
+def described_partitions(admin: KafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """The partitions of ``topics`` as the broker describes them now (an admin client's
+    metadata is not cached: partitions added since are there)."""
+    return [
+        TopicPartition(described['topic'], partition['partition'])
+        for described in admin.describe_topics(topics)
+        for partition in described['partitions']
+    ]
+
+
 def start_offsets(
     connection: KafkaConnection, partitions: list[TopicPartition], every_partition: bool = False
 ) -> dict[TopicPartition, int]:
