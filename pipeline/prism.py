@@ -4,7 +4,7 @@ Prism's release binaries come from GitHub, which these machines cannot reach, so
 binary is built from the Beam Go module of the SDK's own version, fetched through the Go
 module proxy (``go mod download``), with the fixes below applied to a copy of its source.
 
-The one fix: Prism's bundle loop (``stage.Execute``, Beam 2.73 to 2.77) selects on the
+The first fix: Prism's bundle loop (``stage.Execute``, Beam 2.73 to 2.77) selects on the
 channel that says "all data of the bundle arrived" after it was closed, and a closed
 channel is always ready, so the loop spins until the SDK's answer comes. The window between
 the SDK's last data and its answer is short but comes with every bundle, and a stage without
@@ -13,6 +13,14 @@ outputs spins for the whole bundle: Prism burned 0.19 cores with no traffic at a
 ``stage.Execute``, most of the rest in the channel locks). Fixed (stop selecting the channel
 once it fired): 0.05 cores idle, 0.1 at 50/s, and the SDK harness gets the core back.
 See docs/runners.md.
+
+The second fix: Prism's metrics store keeps the payload of a metric whose short id it does
+not know yet in a map by short id, until the SDK describes the id. A second bundle that
+ends before that answer (the SDF read's bundles often do) overwrites the first bundle's
+payload, and that bundle's counts are lost for good: a CI run ended with
+``contexts.fetched_on_entry`` at 13 after 20 entries (``sessions.contexts_stored`` 20),
+and every counter a test waits on can lose its first bundles the same way. Fixed (keep
+every pending payload, contribute each once its id is known). Beam 2.78 still has it.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ class SourceFix:
     after: str
 
 
+_METRICS_GO = 'go/pkg/beam/runners/prism/internal/jobservices/metrics.go'
+
 FIXES = (
     SourceFix(
         path='go/pkg/beam/runners/prism/internal/stage.go',
@@ -47,6 +57,45 @@ FIXES = (
         after=(
             '\t\tcase <-dataReady:\n\t\t\tdataFinished = true\n'
             '\t\t\tdataReady = nil // closed, so always ready: selecting it again spins\n'
+        ),
+    ),
+    SourceFix(
+        path=_METRICS_GO,
+        before='\tunprocessedPayloads [2]map[string][]byte\n',
+        after='\tunprocessedPayloads [2][]map[string][]byte // every pending payload, in arrival order\n',
+    ),
+    SourceFix(
+        path=_METRICS_GO,
+        before=(
+            '\tfor d, payloads := range m.unprocessedPayloads {\n'
+            '\t\tm.unprocessedPayloads[d] = nil\n'
+            '\t\tm.contributeMetrics(durability(d), payloads)\n'
+            '\t}\n'
+        ),
+        after=(
+            '\tfor d, pending := range m.unprocessedPayloads {\n'
+            '\t\tm.unprocessedPayloads[d] = nil\n'
+            '\t\tfor _, payloads := range pending {\n'
+            '\t\t\tm.contributeMetrics(durability(d), payloads)\n'
+            '\t\t}\n'
+            '\t}\n'
+        ),
+    ),
+    SourceFix(
+        path=_METRICS_GO,
+        before=(
+            '\tif m.unprocessedPayloads[d] == nil {\n'
+            '\t\tm.unprocessedPayloads[d] = map[string][]byte{}\n'
+            '\t}\n'
+        ),
+        after='',
+    ),
+    SourceFix(
+        path=_METRICS_GO,
+        before='\t\t\tm.unprocessedPayloads[d][short] = payload\n',
+        after=(
+            '\t\t\tm.unprocessedPayloads[d] = append(\n'
+            '\t\t\t\tm.unprocessedPayloads[d], map[string][]byte{short: payload})\n'
         ),
     ),
 )
