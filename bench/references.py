@@ -51,7 +51,7 @@ from transforms.domain import (
 from transforms.events import ENTRY_EVENT_TYPE, FOCUS_EVENT_TYPE, InvalidEvent, parse_store_event
 from transforms.kafka.python_io import kafka_record
 from transforms.messages import prediction_result_message
-from transforms.scoring import scorer_instance
+from transforms.scoring import scorer_rows
 from transforms.selection import top_coupons
 
 TOP_K = 5  # the seed service's defaults (TOP_K, PREDICTION_THRESHOLD)
@@ -137,7 +137,7 @@ class CouponService:
             self.stats['unknown_department'] += 1
             return []
         enriched = EnrichedFocus(focus, context, coupons)
-        rows = [scorer_instance(enriched, index) for index in range(len(coupons))]
+        rows = scorer_rows(enriched)
         response = self._scorer.post(
             self._scorer_url, json={'instances': rows}, timeout=SCORER_TIMEOUT_S
         )

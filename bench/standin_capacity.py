@@ -2,7 +2,7 @@
 
 Each endpoint is hit by 1 and by 4 client threads for a few seconds, each thread with its
 own keep-alive ``requests.Session`` (as the systems' clients): the scorer's predict with 1
-and with 50 rows per request (real rows: ``transforms.scoring.scorer_instance`` of a known
+and with 50 rows per request (real rows: ``transforms.scoring.scorer_rows`` of a known
 customer, repeated), the central's ``/customers/{id}/context`` (cycling through the
 customers) and ``/coupons`` (the catalogue). The clients run in the bench's own process
 and share the 2 cores with the stand-in, so the figures are what the stand-in answers on this
@@ -26,7 +26,7 @@ import requests
 from standins.services import LocalServices
 from transforms.central import CentralClient, CentralConfig
 from transforms.domain import EnrichedFocus, FocusEvent, SourcePosition
-from transforms.scoring import scorer_instance
+from transforms.scoring import scorer_rows
 
 DURATION_S = 2.0
 THREADS = (1, 4)
@@ -127,7 +127,7 @@ def _scorer_row(central: CentralClient) -> dict[str, object]:
     """A real scorer row: customer 1 and the first coupon of the first department."""
     department, coupons = next(iter(sorted(central.coupon_catalogue().items())))
     focus = FocusEvent(1, department, '', 0.0, SourcePosition('capacity', 0, 0), 0.0)
-    return scorer_instance(EnrichedFocus(focus, central.customer_context(1), coupons), 0)
+    return scorer_rows(EnrichedFocus(focus, central.customer_context(1), coupons))[0]
 
 
 def _hammer(

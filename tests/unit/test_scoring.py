@@ -151,6 +151,15 @@ def test_wrong_number_of_predictions_is_a_scorer_error(scorer, answer):
     assert not scorer_error(scorer, two_focus_batch()).retryable
 
 
+def test_an_answer_that_is_not_json_is_a_retryable_scorer_error(scorer):
+    scorer.answer_with(200, b'<html>proxy error</html>')
+
+    error = scorer_error(scorer, two_focus_batch())
+
+    assert error.retryable
+    assert 'not JSON' in str(error)
+
+
 def test_retryable_failures_are_retried_until_the_scorer_answers():
     answers = iter(
         [
