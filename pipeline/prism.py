@@ -1,15 +1,8 @@
 """Building Prism, Beam's Go runner, from the Beam Go module, with the fixes it needs here.
 
 Prism's release binaries come from GitHub, which these machines cannot reach, so the
-binary is built from the Beam Go module, fetched through the Go module proxy (``go mod
-download``), with the fixes below applied to a copy of its source.
-
-The version: ``PRISM_VERSION``, newer than the SDK's (2.73). Prism talks to the SDK harness
-over the portable Fn API only, and 2.74-2.78 brought scheduling fixes the service needs:
-Prism 2.73 runs a stateful stage only when its input watermark moves, so a focus event
-waited at the customer session for the read's next watermark step (p50 139 ms at 10 focus
-events/s); 2.78 runs it as soon as data is there once a DoFn self-checkpoints (p50 53 ms),
-and it also honours a checkpoint's resume delay. The whole test suite runs on it.
+binary is built from the Beam Go module of the SDK's own version, fetched through the Go
+module proxy (``go mod download``), with the fixes below applied to a copy of its source.
 
 The first fix: Prism's bundle loop (``stage.Execute``, Beam 2.73 to 2.77) selects on the
 channel that says "all data of the bundle arrived" after it was closed, and a closed
@@ -44,7 +37,6 @@ from pathlib import Path
 
 _LOGGER = logging.getLogger(__name__)
 BEAM_GO_MODULE = 'github.com/apache/beam/sdks/v2'
-PRISM_VERSION = '2.78.0'
 
 
 @dataclasses.dataclass(frozen=True)

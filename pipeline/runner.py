@@ -33,6 +33,7 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
 )
 from apache_beam.runners.runner import PipelineRunner
+from apache_beam.version import __version__ as beam_version
 
 from pipeline import prism
 from pipeline.flink import buffer_timeout_ms
@@ -43,13 +44,14 @@ _DIRECT_RUNNERS = (None, 'DirectRunner', 'SwitchingDirectRunner')
 
 
 def prism_binary() -> Path:
-    """A Prism binary of ``prism.PRISM_VERSION`` with the project's fixes (pipeline.prism),
-    built once if absent."""
+    """A Prism binary of this SDK's version with the project's fixes (pipeline.prism), built
+    once if absent."""
     override = os.environ.get('PRISM_LOCATION')
     if override:
         return Path(override)
-    version = prism.PRISM_VERSION
-    binary = Path.home() / '.apache_beam' / 'cache' / 'prism' / prism.build_name(version) / 'prism'
+    binary = (
+        Path.home() / '.apache_beam' / 'cache' / 'prism' / prism.build_name(beam_version) / 'prism'
+    )
     if binary.exists():
         return binary
     if shutil.which('go') is None:
@@ -57,8 +59,8 @@ def prism_binary() -> Path:
             'Prism is needed for --runner=DirectRunner and Go is not installed: '
             'install Go, or set PRISM_LOCATION to a Prism binary'
         )
-    _LOGGER.info('Building Prism %s with its fixes into %s (once)', version, binary.parent)
-    prism.build_prism(version, binary)
+    _LOGGER.info('Building Prism %s with its fixes into %s (once)', beam_version, binary.parent)
+    prism.build_prism(beam_version, binary)
     return binary
 
 

@@ -48,9 +48,11 @@ def test_the_build_folder_names_the_version_and_changes_with_the_fixes(monkeypat
     assert prism.build_name('2.73.0') != name
 
 
-def test_every_fix_applies_once_to_the_pinned_prism_source():
-    """A fix whose text drifted from the pinned Prism would be skipped with a warning only."""
-    source = prism._downloaded_module(prism.PRISM_VERSION)
+def test_every_fix_applies_once_to_the_pinned_beams_prism_source():
+    """A fix whose text drifted from the pinned Beam would be skipped with a warning only."""
+    from apache_beam.version import __version__ as beam_version
+
+    source = prism._downloaded_module(beam_version)
 
     for fix in prism.FIXES:
         assert (source / fix.path).read_text().count(fix.before) == 1, fix.path
