@@ -63,7 +63,7 @@ def test_environment_overrides_default():
 
 
 def test_empty_environment_variable_counts_as_unset():
-    assert settings(POLL_TIMEOUT='').poll_timeout_ms == 100
+    assert settings(POLL_TIMEOUT='').poll_timeout_ms == 30
 
 
 def test_seed_defaults():
@@ -76,7 +76,7 @@ def test_seed_defaults():
         resolved.poll_timeout_ms,
         resolved.auto_offset_reset,
         resolved.kafka_isolation_level,
-    ) == ('127.0.0.1:9092', 'kafkaClients', None, 100, 'latest', 'read_committed')
+    ) == ('127.0.0.1:9092', 'kafkaClients', None, 30, 'latest', 'read_committed')  # seed: 100 ms
 
 
 @pytest.mark.parametrize(
