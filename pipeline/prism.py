@@ -4,7 +4,7 @@ Prism's release binaries come from GitHub, which these machines cannot reach, so
 binary is built from the Beam Go module of the SDK's own version, fetched through the Go
 module proxy (``go mod download``), with the fixes below applied to a copy of its source.
 
-The first fix: Prism's bundle loop (``stage.Execute``, Beam 2.73 to 2.77) selects on the
+The first fix: Prism's bundle loop (``stage.Execute``, Beam 2.73 to 2.78) selects on the
 channel that says "all data of the bundle arrived" after it was closed, and a closed
 channel is always ready, so the loop spins until the SDK's answer comes. The window between
 the SDK's last data and its answer is short but comes with every bundle, and a stage without
