@@ -74,9 +74,6 @@ class ScorerConfig:
 RETRY_INITIAL_DELAY_S = 0.2
 RETRY_MAX_DELAY_S = 5.0
 _MAX_RETRIES = 10_000  # Beam's limit; the time budget (retry_s) ends the retries
-# orjson encodes a request's rows about ten times faster than json (12 % of the pipeline's
-# samples at 300 focus events/s went to json's encoder)
-_JSON_BODY = {'Content-Type': 'application/json'}
 
 
 def scorer_rows(enriched: EnrichedFocus) -> list[dict[str, Any]]:
@@ -147,6 +144,7 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
     def create_client(self) -> requests.Session:
         session = requests.Session()
         session.headers.update(bearer_headers(self._config.token))
+        session.headers['Content-Type'] = 'application/json'  # the bodies are orjson's bytes
         return session
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
@@ -185,8 +183,9 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
         try:
             response = model.post(
                 self._config.url,
+                # orjson: about ten times json's speed on the rows (json's encoder had 12 %
+                # of the pipeline's samples at 300 focus events/s)
                 data=orjson.dumps({'instances': rows}),
-                headers=_JSON_BODY,
                 timeout=self._config.timeout_s,
             )
         except requests.Timeout:

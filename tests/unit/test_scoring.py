@@ -103,7 +103,7 @@ def scorer() -> Iterator[StubScorer]:
 
 def request(scorer: StubScorer, batch) -> list[ScoredFocus]:
     handler = CouponScorerHandler(ScorerConfig(scorer.url, timeout_s=5.0, retry_s=0))
-    with requests.Session() as session:
+    with handler.create_client() as session:  # the client RunInference uses
         return list(handler.request(batch, session))
 
 
