@@ -1,6 +1,7 @@
 """The coupon-scoring pipeline, wired like its diagram:
 
   entry + focus topics ── ReadKafkaRecords
+      (KafkaIO's read on Flink: ── SkipPublishedFocusEvents, after a restore)
       (what the client cannot decode ── UndecodableBatches: dead letters)
       ── CouponScoring (transforms.coupon_scoring: parse, customer sessions, coupons,
          scoring, selection) ── PublishPredictions
@@ -13,7 +14,9 @@ KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam both ways, xlang-read for
 only: one expansion-service JVM serves every Java Kafka transform, and runs only while the
 pipeline is built (expansion happens then). On Flink KafkaIO's read is a native Flink source
 whose offsets live in Flink's checkpoints: KafkaIO commits them to the group when a
-checkpoint completes, and CommitEndedOffsets is left out.
+checkpoint completes; CommitEndedOffsets commits to the ended ledger, ``<GROUP_ID>.ended``,
+and SkipPublishedFocusEvents (transforms.kafka.ledger) skips, after a restore from a
+checkpoint, the focus events that ledger records as ended.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from transforms.kafka import (
     CommitOnAcknowledgement,
     KafkaConnection,
     ReadKafkaRecords,
+    SkipEndedRecords,
     WriteKafkaMessages,
+    ledger_connection,
 )
 from transforms.messages import undecodable_dead_letter
 from transforms.publish import PublishDeadLetters, PublishPredictions
@@ -145,7 +150,8 @@ def scoring_config(settings: Settings) -> ScoringConfig:
 
 def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     kafka = kafka_connection(settings)
-    commits = bool(settings.group_id) and not run.native_read  # else KafkaIO's, or none
+    ledger = bool(settings.group_id) and run.native_read  # KafkaIO commits the group itself
+    commits = bool(settings.group_id) and not run.native_read
     commit_on_acknowledgement = commits and run.one_process  # else: ended, keyed
     write_to = functools.partial(
         WriteKafkaMessages,
@@ -156,18 +162,21 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
         else None,
     )
 
+    topics = [settings.entry_topic, settings.focus_topic]
     read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
-        kafka,
-        [settings.entry_topic, settings.focus_topic],
-        run.run_id,
-        run.java,
-        settings.partition_discovery_s,
-        commit_on_checkpoint=run.native_read and bool(settings.group_id),
+        kafka, topics, run.run_id, run.java, settings.partition_discovery_s, ledger
     )
+    records, gaps = read['records'], read['gaps']
+    if ledger:  # after a restore from a checkpoint, what was published is not published again
+        unended = records | 'SkipPublishedFocusEvents' >> SkipEndedRecords(
+            kafka, topics, once_topics=[settings.focus_topic]
+        )
+        records = unended['records']
+        gaps = (gaps, unended['gaps']) | 'AllGaps' >> beam.Flatten()
     undecodable = read['undecodable'] | 'UndecodableBatches' >> beam.Map(
         undecodable_dead_letter
     ).with_output_types(DeadLetter)
-    scoring = read['records'] | 'CouponScoring' >> CouponScoring(
+    scoring = records | 'CouponScoring' >> CouponScoring(
         scoring_config(settings), run.journal, run.quarantined(settings)
     )
     published = scoring['chosen'] | 'PublishPredictions' >> PublishPredictions(
@@ -181,10 +190,14 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
             write_to, settings.dead_letter_topic, settings.dead_letter_max_original_bytes
         )
     )
-    if commits:  # without a consumer group nothing is committed
+    if commits or ledger:  # without a consumer group nothing is committed
         (
-            (read['gaps'], scoring['ended'], published['ended'], dead_lettered)
+            (gaps, scoring['ended'], published['ended'], dead_lettered)
             | 'AllEnded' >> beam.Flatten()
             | 'CommitEndedOffsets'
-            >> CommitEndedOffsets(kafka, run.run_id, keyed=not run.one_process)
+            >> CommitEndedOffsets(
+                ledger_connection(kafka) if ledger else kafka,
+                run.run_id,
+                keyed=not run.one_process,
+            )
         )

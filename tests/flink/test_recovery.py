@@ -1,10 +1,13 @@
 """A TaskManager killed mid-stream: Flink restores the job from its last checkpoint by itself.
 
-The fixed scenario's main wave in two halves on Flink (parallelism 2, PROCESS workers): after
-the first half's first prediction the TaskManager JVM and its Python workers get SIGKILL and a
-new TaskManager starts; the second half is sent while the job restarts. Nothing is lost: every
-expected prediction and dead letter is written, every input offset committed. What was in
-flight since the last checkpoint is processed again: its repeats are counted by
+The fixed scenario's main wave in two halves on Flink (parallelism 2, PROCESS workers): once
+every prediction of the first half is written, the TaskManager JVM and its Python workers get
+SIGKILL and a new TaskManager starts; the second half is sent while the job restarts. Nothing
+is lost: every expected prediction and dead letter is written, every input offset committed.
+KafkaIO's read goes back to the last completed checkpoint, and reads again what came after
+it; the ended ledger (transforms.kafka.ledger) skips the focus events whose predictions were
+published, so none is published twice. The second test takes that to its limit: no
+checkpoint before the kill, the whole first half read again. Repeats are counted by
 ``focus_event_id`` and reported with the recovery times (pytest's summary).
 """
 
@@ -19,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.flink.job import FlinkJob
 from tests.flink.conftest import flink_runner_args
-from tests.integration.harness import pipeline_environment, running_pipeline, wait_for_metric
+from tests.integration.harness import pipeline_environment, read_metrics, running_pipeline
 from tests.integration.outcomes import (
     OUTPUT_TIMEOUT_S,
     assert_none_lost,
@@ -33,6 +36,7 @@ from tests.integration.scenario import IndependentModel, Scenario
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 
 RECOVERY_TIMEOUT_S = 120
+COMMITS_TIMEOUT_S = 30
 
 
 class _Written:
@@ -64,24 +68,31 @@ def _seconds_until(condition, timeout_s: float = RECOVERY_TIMEOUT_S) -> float:
     return time.monotonic() - began
 
 
-def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_nothing(
-    kafka, services, topics, flink, flink_job_server_jar, tmp_path: Path, fault_figures: dict
-):
+def _kill_mid_stream(
+    kafka, services, topics, flink, jar: str, tmp_path: Path, checkpointed: bool = True
+) -> dict:
+    """The main wave's first half, all of its predictions written, a TaskManager SIGKILLed
+    and a new one started, the second half sent while the job restarts; returns the figures
+    after checking that nothing was lost and every input offset committed to the ended
+    ledger (and to the group, ``checkpointed``; else no checkpoint comes for 10 minutes)."""
     scenario, metrics_file = Scenario(), tmp_path / 'metrics.json'
     bootstrap = kafka.bootstrap_servers
     env = {
         **pipeline_environment(kafka, services, topics, metrics_file),
         'FLINK_SAVEPOINT_DIR': str(tmp_path / 'savepoints'),
+        **({} if checkpointed else {'FLINK_CHECKPOINT_INTERVAL_MS': '600000'}),
     }
+    model = IndependentModel(services.db_path)
     written_now = _Written(bootstrap, topics['predictions'])
     job_name = f'coupon-scoring-recovery-{uuid.uuid4().hex[:8]}'
-    runner_args = flink_runner_args(flink, flink_job_server_jar, f'--job_name={job_name}')
+    runner_args = flink_runner_args(flink, jar, f'--job_name={job_name}')
     job = FlinkJob(flink.rest_url, job_name)
     with running_pipeline(env, tmp_path / 'pipeline.log', runner_args) as process:
         wave = scenario.main_wave()
         half = len(wave) // 2
         sent = produce(bootstrap, topics, wave[:half])
-        wait_for_metric(metrics_file, 'predictions.written', 1)
+        first_half = len(expected_outcome(model, sent).predictions)
+        _seconds_until(lambda: written_now() >= first_half)
         written_before = written_now()
         killed = flink.kill_taskmanager()
         flink.start_taskmanager()
@@ -89,20 +100,48 @@ def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_noth
         failed_s = _seconds_until(lambda: not job.running())
         running_again_s = failed_s + _seconds_until(job.running)
         first_output_s = _seconds_until(lambda: written_now() > written_before)
-        expected = expected_outcome(IndependentModel(services.db_path), sent)
+        expected = expected_outcome(model, sent)
         written = read_all(
             bootstrap, topics['predictions'], len(expected.predictions), OUTPUT_TIMEOUT_S
         )
         letters = read_all(bootstrap, topics['deadletters'], len(expected.dead_letters), 30)
-        left = wait_for_commits(bootstrap, env['GROUP_ID'], [topics['entry'], topics['focus']])
+        inputs = [topics['entry'], topics['focus']]
+        left = wait_for_commits(bootstrap, f'{env["GROUP_ID"]}.ended', inputs, COMMITS_TIMEOUT_S)
+        if checkpointed:  # KafkaIO commits the group at completed checkpoints
+            left.update(wait_for_commits(bootstrap, env['GROUP_ID'], inputs, COMMITS_TIMEOUT_S))
+        skipped = read_metrics(metrics_file).get('offsets.skipped_ended_before_restart', 0)
         assert process.poll() is None, 'the submitting process stopped'
     written_now.close()
 
-    figures = assert_none_lost(expected, written, letters, left)
-    fault_figures.update(
+    return dict(
         killed=killed,
         failure_noticed_s=round(failed_s, 1),
         running_again_s=round(running_again_s, 1),
         first_output_after_kill_s=round(running_again_s + first_output_s, 1),
-        **figures,
+        published_before_kill=written_before,
+        skipped_as_published=skipped,
+        **assert_none_lost(expected, written, letters, left),
     )
+
+
+def test_taskmanager_killed_mid_stream_the_job_recovers_by_itself_and_loses_nothing(
+    kafka, services, topics, flink, flink_job_server_jar, tmp_path: Path, fault_figures: dict
+):
+    figures = _kill_mid_stream(kafka, services, topics, flink, flink_job_server_jar, tmp_path)
+    fault_figures.update(figures)
+    assert figures['focus_events_repeated'] == 0
+
+
+def test_a_restore_from_before_the_published_focus_events_publishes_none_again(
+    kafka, services, topics, flink, flink_job_server_jar, tmp_path: Path, fault_figures: dict
+):
+    """No checkpoint completes before the kill (they come every 10 minutes), so the job
+    restarts from the offsets it started at and reads the whole first half again: the ended
+    ledger (transforms.kafka.ledger) skips every focus event whose predictions were
+    published."""
+    figures = _kill_mid_stream(
+        kafka, services, topics, flink, flink_job_server_jar, tmp_path, checkpointed=False
+    )
+    fault_figures.update(figures)
+    assert figures['focus_events_repeated'] == 0
+    assert figures['duplicate_predictions'] == 0

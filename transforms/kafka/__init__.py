@@ -22,6 +22,9 @@ Which connector does what (``KAFKA_IO``, chosen in ``seam``):
   runners.
 - ``offsets`` and ``commit_metadata``: the commit frontier, and the ranges ended beyond it
   that each commit carries; ``drain``: a run's progress in this process.
+- ``ledger`` (``SkipEndedRecords``): with KafkaIO's read on Flink, the frontier is committed
+  to ``<GROUP_ID>.ended``, and a restore from a checkpoint skips the focus events it records
+  as ended.
 """
 
 from transforms.kafka.bounded import ReadKafkaSpans, TimeRange, read_spans
@@ -36,6 +39,7 @@ from transforms.kafka.connection import (
     spans_between,
 )
 from transforms.kafka.drain import RunProgress, progress
+from transforms.kafka.ledger import SkipEndedRecords, ledger_connection
 from transforms.kafka.offsets import CommitEndedOffsets, CommitOnAcknowledgement
 from transforms.kafka.python_io import ENDED, FAILED
 from transforms.kafka.seam import ReadKafkaRecords, WriteKafkaMessages
@@ -51,11 +55,13 @@ __all__ = [
     'ReadKafkaRecords',
     'ReadKafkaSpans',
     'RunProgress',
+    'SkipEndedRecords',
     'SpansBetween',
     'TimeRange',
     'WriteKafkaMessages',
     'described_partitions',
     'first_offsets',
+    'ledger_connection',
     'list_partitions',
     'progress',
     'read_spans',

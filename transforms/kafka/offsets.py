@@ -34,14 +34,18 @@ With several worker processes (Flink's PROCESS environment) a process sees only 
 partition's marks: ``CommitEndedOffsets(keyed=True)`` keys the marks by topic-partition,
 so that each partition's marks meet in one place, and keeps its frontier in Beam state
 (Flink checkpoints it); writers then hand their acknowledged sources on as ``ended``
-instead of committing them themselves. A frontier restored from a checkpoint may stand
-below what was committed since: the marks of the records read again move it on.
+instead of committing them themselves. A frontier restored from a checkpoint stands below
+what was committed since: where a process first meets a partition, or its state went back,
+the frontier is joined with the group's last commit (offset and ranges), so that commits
+never go back. With KafkaIO's read on Flink the group is the ended ledger,
+``<GROUP_ID>.ended`` (transforms.kafka.ledger).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 from typing import Optional
 
@@ -54,7 +58,7 @@ from kafka.structs import OffsetAndMetadata
 
 from transforms.domain import EndedOffsets
 from transforms.kafka import drain
-from transforms.kafka.commit_metadata import Ahead, ended_ahead_metadata
+from transforms.kafka.commit_metadata import Ahead, ended_ahead_metadata, ended_ahead_ranges
 from transforms.kafka.connection import KafkaConnection
 
 _LOGGER = logging.getLogger(__name__)
@@ -194,6 +198,7 @@ class _CommitPartitionFrontierFn(beam.DoFn):
 
     def setup(self) -> None:
         self._consumer = self._connection.consumer('committer')
+        self._committed_next: dict[TopicPartition, int] = {}  # what this instance committed
 
     def start_bundle(self) -> None:
         self._marks: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -205,10 +210,14 @@ class _CommitPartitionFrontierFn(beam.DoFn):
     ) -> None:
         _, ended = keyed
         tp = TopicPartition(ended.topic, ended.partition)
-        next_offset, ahead = frontier.read() or (self._start(tp, ended.start), {})
+        next_offset, ahead = frontier.read() or (None, {})
+        if next_offset is None or next_offset < self._committed_next.get(tp, sys.maxsize):
+            # first met here, or the state went back: restored from a checkpoint
+            next_offset = self._catch_up(tp, next_offset, ahead, ended.start)
         next_offset = advance(next_offset, ahead, ended)
         frontier.write((next_offset, ahead))
         self._marks[tp] = OffsetAndMetadata(next_offset, ended_ahead_metadata(ahead), -1)
+        self._committed_next[tp] = next_offset
         self._ahead_size.update(len(ahead))
 
     def finish_bundle(self) -> None:
@@ -219,9 +228,32 @@ class _CommitPartitionFrontierFn(beam.DoFn):
     def teardown(self) -> None:
         self._consumer.close()
 
-    def _start(self, tp: TopicPartition, fallback: int) -> int:
-        committed = group_offset(self._consumer, tp)
-        return fallback if committed is None else committed
+    def _catch_up(
+        self, tp: TopicPartition, next_offset: Optional[int], ahead: Ahead, fallback: int
+    ) -> int:
+        """The frontier joined with the group's last commit (see ``joined_with_commit``)."""
+        committed = self._consumer.committed(tp, metadata=True)
+        if committed is None and next_offset is None:
+            _LOGGER.warning(
+                'No committed offset for %s; committing from its first ended offset', tp
+            )
+        return joined_with_commit(next_offset, ahead, committed, fallback)
+
+
+def joined_with_commit(
+    next_offset: Optional[int],
+    ahead: Ahead,
+    committed: Optional[OffsetAndMetadata],
+    fallback: int,
+) -> int:
+    """A frontier (``next_offset``, None before the partition's first mark, and ``ahead``,
+    updated in place) joined with the group's last commit, which is ahead of it after a
+    restore from a checkpoint (it was committed since); with neither, ``fallback``."""
+    if committed is None:
+        return fallback if next_offset is None else next_offset
+    for start, end in ended_ahead_ranges(committed.metadata):
+        ahead[start] = max(ahead.get(start, start), end)
+    return max(committed.offset, -1 if next_offset is None else next_offset)
 
 
 def _by_partition(ended: EndedOffsets) -> tuple[str, EndedOffsets]:

@@ -274,9 +274,11 @@ class ReadFromKafkaPython(beam.PTransform):
 
 
 class _WriteFn(beam.DoFn):
-    """Sends the messages of each Outgoing; once the broker answered for every message of the
-    bundle, outputs each Outgoing's source as ended, or the Outgoing as ``failed`` with the
-    error when a message of it was refused or could not be sent within the write timeout."""
+    """Sends the messages of each Outgoing; outputs each Outgoing's source as ended once the
+    broker acknowledged its messages and those sent before them (every ``ACKNOWLEDGED_EVERY_S``
+    during the bundle, the rest at its end, once the broker answered for every message), or
+    the Outgoing as ``failed`` with the error when a message of it was refused or could not
+    be sent within the write timeout."""
 
     def __init__(
         self, connection: KafkaConnection, topic: str, on_acknowledged: Optional[Acknowledged]
@@ -296,29 +298,34 @@ class _WriteFn(beam.DoFn):
 
     def process(
         self, outgoing: Outgoing, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
-    ) -> None:
+    ) -> Iterator[WindowedValue]:
         futures = [self._send(key, value) for key, value in outgoing.messages]
         self._sent.append((WindowedValue(outgoing, timestamp, [window]), futures))
-        if self._on_acknowledged and time.monotonic() - self._handed_at >= ACKNOWLEDGED_EVERY_S:
-            self._hand_over_acknowledged()
+        if time.monotonic() - self._handed_at >= ACKNOWLEDGED_EVERY_S:
+            yield from self._hand_over_acknowledged()
 
-    def _hand_over_acknowledged(self) -> None:
-        """Hands ``on_acknowledged`` the sources the broker acknowledged so far (the bundle's
-        sends in order, up to the first one unanswered or refused). A bundle can run for
-        seconds (the scorer's calls are in it) while its messages are already readable: once
-        per bundle, a SIGKILL repeated every focus event written by the bundle (324 in one
-        run, all written, none committed); now at most ``ACKNOWLEDGED_EVERY_S`` of them."""
+    def _hand_over_acknowledged(self) -> list[WindowedValue]:
+        """Hands on the sources the broker acknowledged so far (the bundle's sends in order,
+        up to the first one unanswered or refused): to ``on_acknowledged``, else as output.
+        A bundle can run for seconds (the scorer's calls are in it) while its messages are
+        already readable: once per bundle, a SIGKILL repeated every focus event written by the
+        bundle (324 in one run, all written, none committed), and on Flink a restore repeated
+        those the ended ledger had not heard of yet (66 focus events after a TaskManager kill
+        under a cold start's backlog); now at most ``ACKNOWLEDGED_EVERY_S`` of them."""
         handed = []
         while self._handed < len(self._sent):
             sent, futures = self._sent[self._handed]
             if not all(_acknowledged(future) for future in futures):
                 break
             if sent.value.source is not None:
-                handed.append(EndedOffsets.of(sent.value.source))
+                handed.append(sent.with_value(EndedOffsets.of(sent.value.source)))
             self._handed += 1
-        if handed:
-            self._on_acknowledged(handed)
         self._handed_at = time.monotonic()
+        if self._on_acknowledged is None:
+            return handed
+        if handed:
+            self._on_acknowledged([ended.value for ended in handed])
+        return []
 
     def _send(self, key: Optional[bytes], value: bytes) -> Any:
         """The send's future, or the error that refused it at once (too large for the producer,
