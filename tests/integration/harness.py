@@ -58,12 +58,14 @@ def start_pipeline(
     log_path: Path,
     ready: str = 'pipeline reading',
     runner_args: Sequence[str] = DIRECT_RUNNER,
+    module: str = 'pipeline',
 ) -> subprocess.Popen:
-    """Starts ``python -m pipeline --runner=DirectRunner`` (or with ``runner_args``); returns
-    once it logs ``ready``: by default once its read polls Kafka, never after a fixed time."""
+    """Starts ``python -m pipeline --runner=DirectRunner`` (or with ``runner_args``; or another
+    ``module`` that logs ``ready`` the same way, such as ``bench.floor``); returns once it logs
+    ``ready``: by default once its read polls Kafka, never after a fixed time."""
     with open(log_path, 'a') as log:
         process = subprocess.Popen(
-            [sys.executable, '-m', 'pipeline', *runner_args],
+            [sys.executable, '-m', module, *runner_args],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -91,11 +93,14 @@ def stop_pipeline(process: subprocess.Popen, how: signal.Signals = signal.SIGINT
 
 @contextlib.contextmanager
 def running_pipeline(
-    env: dict[str, str], log_path: Path, runner_args: Sequence[str] = DIRECT_RUNNER
+    env: dict[str, str],
+    log_path: Path,
+    runner_args: Sequence[str] = DIRECT_RUNNER,
+    module: str = 'pipeline',
 ) -> Iterator[subprocess.Popen]:
-    """``python -m pipeline --runner=DirectRunner`` (or with ``runner_args``) until the block
-    ends, then Ctrl-C."""
-    process = start_pipeline(env, log_path, runner_args=runner_args)
+    """``python -m pipeline --runner=DirectRunner`` (or with ``runner_args``, or ``module``
+    instead of ``pipeline``) until the block ends, then Ctrl-C."""
+    process = start_pipeline(env, log_path, runner_args=runner_args, module=module)
     try:
         yield process
     finally:
