@@ -1,7 +1,14 @@
-"""python -m bench [--quick | --flink] [--out DIR] [--kafka-port P]: run the benchmark, print the report.
+"""python -m bench [--quick | --flink] [--only NAMES] [--loads RATES] [--seconds S] [--out DIR] [--kafka-port P]: run the benchmark, print the report.
 
 ``--flink`` adds the pipeline on a local Flink cluster of the bench's own (standins.flink, REST
 port 18381; FLINK_JOB_SERVER_JAR must name Beam's Flink job server) to a shorter plan.
+
+``--only``, ``--loads`` and ``--seconds`` make an A/B run of one command, e.g. the pipeline
+against its runner's floor (``bench.floor``) over a sweep:
+``bench/run.sh --only pipeline,floor --loads 10,50,100,200,300``. ``--only`` measures the systems
+named (the plan's, and ``floor``), ``--loads`` runs the sweep alone at those focus events/s
+(every load, past the pipeline's saturation too), ``--seconds`` sets each paced point's
+duration. Such a run does not replace ``bench/results/latest.md``.
 
 ``bench/run.sh`` installs what is needed first and then runs this. The results go to
 ``bench/results/<timestamp>/`` (``--out`` to choose), and the report is also copied to
@@ -25,7 +32,20 @@ from collections.abc import Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.plan import FLINK, FULL, PIPELINE, QUICK, SYSTEMS, Plan, Results, run_plan
+from bench.plan import (
+    FLINK,
+    FULL,
+    OPTIONAL_SYSTEMS,
+    PIPELINE,
+    QUICK,
+    SYSTEMS,
+    Plan,
+    Results,
+    run_plan,
+    select,
+    sweep_only,
+    with_duration,
+)
 from bench.report import PLOT, RunInfo, write_outputs
 from bench.rig import DEFAULT_KAFKA_PORT, RESULTS_DIR, running_rig
 from bench.systems import QUIX, SIMPLE, FlinkPipeline, System
@@ -38,11 +58,15 @@ BENCH_FLINK_PORT = 18381  # apart from the Flink tests' (18181), the soak's (182
 
 
 def run_benchmark(
-    plan: Plan, out_dir: Path, kafka_port: int = DEFAULT_KAFKA_PORT
+    plan: Plan,
+    out_dir: Path,
+    kafka_port: int = DEFAULT_KAFKA_PORT,
+    only: tuple[str, ...] | None = None,
 ) -> tuple[Results, str]:
-    """Run ``plan`` on the bench's own broker and stand-ins; write the outputs; return them."""
+    """Run ``plan`` on the bench's own broker and stand-ins with its systems, or those named in
+    ``only``; write the outputs; return them."""
     started, commit, load_start = _now(), _commit(), _load_average()
-    with running_rig(kafka_port) as rig, systems_of(plan) as systems:
+    with running_rig(kafka_port) as rig, systems_of(plan, only) as systems:
         results = run_plan(
             plan, rig, out_dir / 'runs', lambda line: print(line, flush=True), systems
         )
@@ -59,12 +83,18 @@ def run_benchmark(
         versions=_versions(),
     )
     report = write_outputs(results, info, out_dir)
-    if out_dir.parent == RESULTS_DIR:  # the latest report and plot are the ones kept in git
+    if keeps_latest(plan, only, out_dir):  # the latest report and plot are the ones kept in git
         latest, latest_plot = _latest(plan)
         if (out_dir / PLOT).exists():
             shutil.copyfile(out_dir / PLOT, latest_plot)
         latest.write_text(report.replace(f']({PLOT})', f']({latest_plot.name})'))
     return results, report
+
+
+def keeps_latest(plan: Plan, only: tuple[str, ...] | None, out_dir: Path) -> bool:
+    """Whether the run's report becomes the latest of its kind: a standard plan with its own
+    systems, written under ``bench/results/``."""
+    return plan in (FULL, QUICK, FLINK) and only is None and out_dir.parent == RESULTS_DIR
 
 
 def _latest(plan: Plan) -> tuple[Path, Path]:
@@ -75,11 +105,25 @@ def _latest(plan: Plan) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def systems_of(plan: Plan) -> Iterator[tuple[System, ...]]:
-    """The systems ``plan`` measures. FLINK: the pipeline on Flink with its default Kafka I/O
+def systems_of(plan: Plan, only: tuple[str, ...] | None = None) -> Iterator[tuple[System, ...]]:
+    """The systems ``plan`` measures, or those of them and of ``OPTIONAL_SYSTEMS`` (the floor)
+    named in ``only``, in that order. FLINK: the pipeline on Flink with its default Kafka I/O
     (KafkaIO's read as a native Flink source, the Python writer) and with KafkaIO's writer too
     (``KAFKA_IO=xlang``), its cluster running meanwhile; the pipeline on Prism; the simple and
     the Quix reference."""
+    with _plan_systems(plan) as systems:
+        if only is None:
+            yield systems
+            return
+        try:
+            yield select((*systems, *OPTIONAL_SYSTEMS), only)
+        except ValueError as error:
+            raise SystemExit(f'--only: {error}') from None
+
+
+@contextlib.contextmanager
+def _plan_systems(plan: Plan) -> Iterator[tuple[System, ...]]:
+    """The systems ``plan`` measures by default (see ``systems_of``)."""
     if plan is not FLINK:
         yield SYSTEMS
         return
@@ -149,6 +193,30 @@ def _parser() -> argparse.ArgumentParser:
         'simple and Quix references: sweep, replay (~30 min; needs FLINK_JOB_SERVER_JAR)',
     )
     parser.add_argument(
+        '--only',
+        type=names,
+        default=None,
+        metavar='NAMES',
+        help='measure only these systems, comma-separated, in this order: pipeline, simple, '
+        'quix, passthrough, floor (the pipeline\'s shape without its work, bench.floor), or '
+        'the --flink plan\'s',
+    )
+    parser.add_argument(
+        '--loads',
+        type=rates,
+        default=None,
+        metavar='RATES',
+        help='run the sweep alone at these focus events/s, comma-separated (every one, past '
+        'the pipeline\'s saturation too), with the timing of the plan (--quick\'s or the full one\'s)',
+    )
+    parser.add_argument(
+        '--seconds',
+        type=positive_seconds,
+        default=None,
+        metavar='S',
+        help='how long each paced point lasts (default: the plan\'s, 30 s; 10 s with --quick)',
+    )
+    parser.add_argument(
         '--out',
         type=Path,
         default=None,
@@ -164,6 +232,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def names(text: str) -> tuple[str, ...]:
+    """``--only``: the comma-separated system names (checked against the plan's systems later)."""
+    chosen = tuple(name.strip() for name in text.split(',') if name.strip())
+    if not chosen:
+        raise argparse.ArgumentTypeError('name at least one system')
+    return chosen
+
+
+def rates(text: str) -> tuple[float, ...]:
+    """``--loads``: comma-separated positive focus events/s, in the order given."""
+    try:
+        loads = tuple(float(rate) for rate in text.split(',') if rate.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not numbers: {text!r}') from None
+    if not loads or not all(0 < rate < float('inf') for rate in loads):
+        raise argparse.ArgumentTypeError(f'positive focus events/s expected: {text!r}')
+    return loads
+
+
+def positive_seconds(text: str) -> float:
+    """``--seconds``: a positive duration."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a number: {text!r}') from None
+    if not 0 < seconds < float('inf'):
+        raise argparse.ArgumentTypeError(f'a positive number of seconds expected: {text!r}')
+    return seconds
+
+
+def chosen_plan(args: argparse.Namespace) -> Plan:
+    """The plan of the command line: FLINK, QUICK or FULL; with ``--loads`` its sweep alone at
+    those loads; with ``--seconds`` each paced point that long."""
+    plan = FLINK if args.flink else QUICK if args.quick else FULL
+    if args.loads is not None:
+        return sweep_only(plan, args.loads, args.seconds)
+    return with_duration(plan, args.seconds)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report."""
     args = _parser().parse_args(argv)
@@ -172,12 +279,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     logging.getLogger('kafka').setLevel(logging.CRITICAL)  # kafka-python's connection chatter
     out_dir = args.out or RESULTS_DIR / time.strftime('%Y%m%d-%H%M%S')
-    plan = FLINK if args.flink else QUICK if args.quick else FULL
-    _, report = run_benchmark(plan, out_dir, args.kafka_port)
+    if args.only and not args.flink:  # before the rig starts (the Flink plan's names come later)
+        try:
+            select((*SYSTEMS, *OPTIONAL_SYSTEMS), args.only)
+        except ValueError as error:
+            _parser().error(f'--only: {error}')
+    plan = chosen_plan(args)
+    _, report = run_benchmark(plan, out_dir, args.kafka_port, args.only)
     print(report)
     print(
         f'results in {out_dir}'
-        + (f', report copied to {_latest(plan)[0]}' if out_dir.parent == RESULTS_DIR else '')
+        + (
+            f', report copied to {_latest(plan)[0]}'
+            if keeps_latest(plan, args.only, out_dir)
+            else ''
+        )
     )
     return 0
 

@@ -18,6 +18,12 @@ A run, on one broker and one pair of stand-ins, one system at a time:
    stopped or the loads run out;
 5. a profile: the pipeline under py-spy (if installed) at the highest load it kept up with.
 
+A run may measure other systems than ``SYSTEMS`` (``python -m bench --only``, e.g. the pipeline
+and the floor, ``bench.floor``): the sweep, the replay and the burst measure those given, the
+realistic-latency part those of them that score, and the batching part and the profile run
+only if the pipeline is among them. ``sweep_only`` (``--loads``) is a plan of the sweep alone
+at the loads given, every one of them measured.
+
 ``FLINK`` (``bench/run.sh --flink``) runs the sweep and the replay with the pipeline on a local
 Flink cluster, with each Kafka connector, beside the pipeline on Prism and the simple and Quix
 references.
@@ -25,7 +31,8 @@ references.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +40,12 @@ from bench.measure import Load, PointResult, Timing, measure
 from bench.profiling import Profile, Profiled, py_spy, summarize
 from bench.rig import Rig, with_latency
 from bench.standin_capacity import StandinCapacity, measure_capacity
-from bench.systems import PASSTHROUGH, QUIX, SIMPLE, Pipeline, System
+from bench.systems import FLOOR, PASSTHROUGH, QUIX, SIMPLE, Pipeline, System
 
 PIPELINE = Pipeline()
 BURST_VISITS = 150  # about 1,000 messages (entries, focus events, malformed ones)
 SYSTEMS: tuple[System, ...] = (PIPELINE, SIMPLE, QUIX, PASSTHROUGH)
+OPTIONAL_SYSTEMS: tuple[System, ...] = (FLOOR,)  # measured only when asked for (``--only``)
 Say = Callable[[str], None]
 _Point = Callable[[Rig, System, Load, str], PointResult]
 
@@ -59,6 +67,8 @@ class Plan:
     latency_central_ms: int = 5
     standin_capacity: bool = False
     profile: bool = False
+    # the sweep stops after the first load the pipeline does not keep up with
+    stop_at_saturation: bool = True
 
 
 FULL = Plan(
@@ -89,6 +99,44 @@ QUICK = Plan(
 )
 
 
+def sweep_only(base: Plan, loads: Sequence[float], duration_s: float | None = None) -> Plan:
+    """A plan of the sweep alone at ``loads`` (each measured, past the pipeline's saturation
+    too), with ``base``'s timing and, unless given, its duration."""
+    return Plan(
+        loads=tuple(loads),
+        duration_s=base.duration_s if duration_s is None else duration_s,
+        timing=base.timing,
+        stop_at_saturation=False,
+    )
+
+
+def with_duration(plan: Plan, duration_s: float | None) -> Plan:
+    """``plan`` with every paced point lasting ``duration_s`` (None: unchanged)."""
+    return plan if duration_s is None else dataclasses.replace(plan, duration_s=duration_s)
+
+
+def select(systems: Sequence[System], names: Sequence[str]) -> tuple[System, ...]:
+    """The systems named, in the order named; ValueError naming those unknown and the choices."""
+    by_name = {system.name: system for system in systems}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(
+            f'unknown system(s) {", ".join(unknown)}: choose among {", ".join(by_name)}'
+        )
+    return tuple(by_name[name] for name in dict.fromkeys(names))
+
+
+def _has_pipeline(systems: Sequence[System]) -> bool:
+    return any(system.name == PIPELINE.name for system in systems)
+
+
+def sweep_goes_on(points: Sequence[PointResult]) -> bool:
+    """Whether the sweep goes on after a load's ``points``: the pipeline kept up with it (without
+    the pipeline in the run: some system did)."""
+    deciding = [p for p in points if p.system == PIPELINE.name] or points
+    return any(p.keeps_up for p in deciding)
+
+
 @dataclass(frozen=True)
 class Saturation:
     """Where a system stopped keeping up over a part's paced loads."""
@@ -107,6 +155,8 @@ class Saturation:
 
     def describe(self) -> str:
         name = f'The {self.system}'
+        if self.first_missed is None and self.highest_kept_up is None:
+            return f'{name} was not measured at a paced load.'
         if self.first_missed is None:
             return f'{name} kept up with every load (up to {self.highest_kept_up:g}/s).'
         if self.highest_kept_up is None:
@@ -168,7 +218,7 @@ def run_plan(
         load = Load.paced(rate, plan.duration_s)
         points = [point(rig, system, load, 'sweep') for system in systems]
         results.sweep += points
-        if not next(p for p in points if p.system == PIPELINE.name).keeps_up:
+        if plan.stop_at_saturation and not sweep_goes_on(points):
             break
     if plan.replay_visits is not None:
         load = Load(plan.replay_visits)
@@ -176,12 +226,12 @@ def run_plan(
     if plan.burst_visits is not None:
         load = Load(plan.burst_visits)
         results.burst = [point(rig, system, load, 'burst') for system in systems]
-    if plan.batching_rate is not None:
+    if plan.batching_rate is not None and _has_pipeline(systems):
         load = Load.paced(plan.batching_rate, plan.duration_s)
-        results.batching = list(_batching(plan, rig, load, point))
+        results.batching = list(_batching(plan, rig, load, point, systems))
     if plan.latency_loads:
-        results.latency = list(_realistic_latency(plan, rig, point))
-    if plan.profile and py_spy() is not None:
+        results.latency = list(_realistic_latency(plan, rig, point, systems))
+    if plan.profile and _has_pipeline(systems) and py_spy() is not None:
         raw = work_root / 'profile.raw.txt'
         load = Load.paced(results.saturation.highest_kept_up or plan.loads[0], plan.duration_s)
         results.profile_point = point(rig, Profiled(PIPELINE, raw), load, 'profile')
@@ -189,11 +239,14 @@ def run_plan(
     return results
 
 
-def _batching(plan: Plan, rig: Rig, load: Load, point: _Point) -> Iterator[PointResult]:
-    """The pipeline with each SCORER_MAX_ROWS, and the simple reference, per scorer latency."""
+def _batching(
+    plan: Plan, rig: Rig, load: Load, point: _Point, measured: Sequence[System]
+) -> Iterator[PointResult]:
+    """The pipeline with each SCORER_MAX_ROWS, and the simple reference if it is among the
+    ``measured``, per scorer latency."""
     systems = [
         *(Pipeline({'SCORER_MAX_ROWS': str(rows)}) for rows in plan.batching_max_rows),
-        SIMPLE,
+        *(system for system in measured if system.name == SIMPLE.name),
     ]
     for latency_ms in plan.batching_latencies_ms:
         if latency_ms == rig.scorer_latency_ms:
@@ -203,9 +256,11 @@ def _batching(plan: Plan, rig: Rig, load: Load, point: _Point) -> Iterator[Point
             yield from (point(slower, system, load, 'batching') for system in systems)
 
 
-def _realistic_latency(plan: Plan, rig: Rig, point: _Point) -> Iterator[PointResult]:
-    """The scoring systems against slower stand-ins at rising loads, each until it misses one."""
-    running = [system for system in SYSTEMS if system.scores]
+def _realistic_latency(
+    plan: Plan, rig: Rig, point: _Point, systems: Sequence[System]
+) -> Iterator[PointResult]:
+    """The scoring ``systems`` against slower stand-ins at rising loads, each until it misses one."""
+    running = [system for system in systems if system.scores]
     with with_latency(rig, plan.latency_scorer_ms, plan.latency_central_ms) as slower:
         for rate in plan.latency_loads:
             load = Load.paced(rate, plan.duration_s)

@@ -18,10 +18,13 @@ from bench.measure import PointResult
 from bench.plan import PIPELINE, Results, Saturation
 from bench.profiling import Profile
 from bench.standin_capacity import StandinCapacity
-from bench.systems import PASSTHROUGH, QUIX, SIMPLE
+from bench.systems import FLOOR, PASSTHROUGH, QUIX, SIMPLE
 
-REFERENCES = (SIMPLE.name, QUIX.name, PASSTHROUGH.name)
+# the floor last: the plot's colours of the others stay as they were
+REFERENCES = (SIMPLE.name, QUIX.name, PASSTHROUGH.name, FLOOR.name)
 SCORING_REFERENCES = (SIMPLE.name, QUIX.name)
+CALLS_SCORER = (*SCORING_REFERENCES, FLOOR.name)  # their scorer requests are worth comparing
+ON_PRISM = (PIPELINE.name, FLOOR.name)  # their CPU splits into Python and Prism
 CSV_SKIPPED = {'processes'}
 PLOT = 'sweep.png'
 MISSING = '—'
@@ -75,6 +78,8 @@ def write_plot(sweep: Sequence[PointResult], path: Path) -> bool:
     left.plot(rates, rates, color='lightgrey', linestyle=':', label='offered')
     for system in (PIPELINE.name, *REFERENCES):
         mine = sorted((p for p in sweep if p.system == system), key=lambda p: p.offered_rate or 0)
+        if not mine:  # not in this run: no empty line in the legend
+            continue
         x = [p.offered_rate for p in mine]
         (line,) = left.plot(x, [p.throughput for p in mine], marker='o', label=system)
         for field, style in (('p50_ms', '-'), ('p99_ms', '--')):
@@ -202,7 +207,7 @@ def markdown(results: Results, info: RunInfo, image: str | None) -> str:
         parts += [_standins_text(results.standins), _standin_use_table(results)]
     parts += [
         '## The pipeline\'s CPU by process (Python: driver and SDK harness; Prism: the runner)',
-        _cpu_by_process_table([p for p in results.points if p.system == PIPELINE.name]),
+        _cpu_by_process_table([p for p in results.points if p.system in ON_PRISM]),
     ]
     if results.profile is not None and results.profile_point is not None:
         parts += [
@@ -281,7 +286,7 @@ def _comparison(at_load: dict[str, PointResult]) -> list[str]:
     scorer = ''.join(
         f'; {p.system} {_num(p.requests_per_focus, 3)} and {_num(p.rows_per_request)}'
         for p in references
-        if p.system in SCORING_REFERENCES
+        if p.system in CALLS_SCORER
     )
     cost = '; '.join(
         f'{p.system} {_num(p.cpu_ms_per_focus)} ms CPU per focus event ({_num(p.cpu_cores, 2)} '
@@ -548,7 +553,11 @@ at or above 0.2, one message per coupon); **quix** is the same work with the sam
 as a Quix Streams application (the two input topics as concatenated dataframes, the contexts
 in its RocksDB state keyed by the message key, the customer_id, one scorer request per focus
 event, at-least-once with a checkpoint every second); **passthrough** forwards each focus
-message unchanged (the ceiling of a kafka-python consume-and-produce).
+message unchanged (the ceiling of a kafka-python consume-and-produce); **floor** (only when
+asked for: `--only`) is `python -m bench.floor`, a Beam job of the pipeline's shape without its
+work on the same Prism (the same Kafka read and write and commits, a stateful step keyed by
+customer with one state cell, one scorer request per bundle with one row per focus event, one
+output per focus event): the runner's floor for that shape.
 
 - *processed*: valid focus events whose first output arrived, plus those the system reports
   as legitimately producing none (no coupon at or above the threshold: the pipeline's

@@ -1,4 +1,5 @@
-"""The systems under test: the pipeline and the three references, each started on its own topics.
+"""The systems under test: the pipeline, the three references and the floor (the pipeline's shape
+without its work, ``bench.floor``), each started on its own topics.
 
 A system runs as its own process group (so that its CPU and memory can be read from
 ``/proc``), reads the entry and focus topics with its own consumer group, writes to the
@@ -7,7 +8,8 @@ or above the threshold).
 
 The pipeline is started with ``tests.integration.harness``: ``pipeline_environment`` and
 ``running_pipeline`` fit as they are (``python -m pipeline --runner=DirectRunner``, a new
-session, SIGINT to stop); the bench adds its settings to the environment.
+session, SIGINT to stop); the bench adds its settings to the environment. The floor is
+started the same way, with ``python -m bench.floor``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class System(Protocol):
 
     @property
     def name(self) -> str:
-        """'pipeline', 'pipeline-flink', 'simple', 'quix' or 'passthrough'."""
+        """'pipeline', 'pipeline-flink', 'floor', 'simple', 'quix' or 'passthrough'."""
 
     @property
     def label(self) -> str:
@@ -80,11 +82,13 @@ class System(Protocol):
 
 @dataclass(frozen=True)
 class Pipeline:
-    """``python -m pipeline --runner=DirectRunner`` (on Prism), with optional settings."""
+    """``python -m pipeline --runner=DirectRunner`` (on Prism), with optional settings;
+    ``module``: the module run instead of ``pipeline`` (one that reads the same environment)."""
 
     settings: Mapping[str, str] = field(default_factory=dict)
     name: str = 'pipeline'
     scores: bool = True
+    module: str = 'pipeline'
 
     @property
     def label(self) -> str:
@@ -92,7 +96,7 @@ class Pipeline:
 
     @contextlib.contextmanager
     def running(self, run: Run) -> Iterator[int]:
-        with running_pipeline(self._environment(run), run.log_path) as process:
+        with running_pipeline(self._environment(run), run.log_path, module=self.module) as process:
             yield process.pid
 
     def group(self, run: Run) -> str:
@@ -114,6 +118,21 @@ class Pipeline:
     @staticmethod
     def _metrics_file(run: Run) -> Path:
         return run.work_dir / 'metrics.json'
+
+
+@dataclass(frozen=True)
+class Floor(Pipeline):
+    """``python -m bench.floor --runner=DirectRunner``: a job of the pipeline's shape without its
+    work, on the same Prism with the same environment (see ``bench.floor``). It writes one
+    output for every focus event, so its outputs are not predictions to check (``scores``
+    False: every valid focus event is due one) and none is without output."""
+
+    name: str = 'floor'
+    scores: bool = False
+    module: str = 'bench.floor'
+
+    def without_output(self, run: Run) -> int:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -239,3 +258,4 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 SIMPLE = Reference('simple', scores=True)
 QUIX = QuixReference('quix', scores=True)
 PASSTHROUGH = Reference('passthrough', scores=False)
+FLOOR = Floor()
