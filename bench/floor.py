@@ -48,7 +48,7 @@ from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.__main__ import announce_reading, take_back_ctrl_c
+from pipeline.__main__ import announce_reading, configure_logging, take_back_ctrl_c
 from pipeline.options import ConfigError, Settings, resolve_settings
 from pipeline.runner import route_runner
 from pipeline.wiring import kafka_connection, scorer_config
@@ -234,11 +234,7 @@ def run(argv: Sequence[str]) -> int:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stop, as Ctrl-C
-    logging.basicConfig(
-        level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s'
-    )
-    for chatty in ('kafka', 'apache_beam.typehints'):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging()
     sys.exit(run(sys.argv[1:]))
 
 

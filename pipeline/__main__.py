@@ -369,13 +369,18 @@ def take_back_ctrl_c() -> None:
         signal.signal(signal.SIGINT, _interrupt)
 
 
-def main() -> None:
-    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop, as Ctrl-C
+def configure_logging() -> None:
+    """INFO with timestamps; kafka-python's and Beam's type-hint chatter at WARNING."""
     logging.basicConfig(
         level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s'
     )
     for chatty in ('kafka', 'apache_beam.typehints'):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop, as Ctrl-C
+    configure_logging()
     sys.exit(run(sys.argv[1:]))
 
 
