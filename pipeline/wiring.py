@@ -14,9 +14,11 @@ KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam both ways, xlang-read for
 only: one expansion-service JVM serves every Java Kafka transform, and runs only while the
 pipeline is built (expansion happens then). On Flink KafkaIO's read is a native Flink source
 whose offsets live in Flink's checkpoints: KafkaIO commits them to the group when a
-checkpoint completes; CommitEndedOffsets commits to the ended ledger, ``<GROUP_ID>.ended``,
-and SkipPublishedFocusEvents (transforms.kafka.ledger) skips, after a restore from a
-checkpoint, the focus events that ledger records as ended.
+checkpoint completes; with the Python writer, CommitEndedOffsets commits to the ended
+ledger, ``<GROUP_ID>.ended``, and SkipPublishedFocusEvents (transforms.kafka.ledger) skips,
+after a restore from a checkpoint, the focus events that ledger records as ended (with
+KafkaIO's writer, KAFKA_IO=xlang, neither runs: a restore repeats what came after the
+checkpoint).
 """
 
 from __future__ import annotations
@@ -150,7 +152,10 @@ def scoring_config(settings: Settings) -> ScoringConfig:
 
 def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     kafka = kafka_connection(settings)
-    ledger = bool(settings.group_id) and run.native_read  # KafkaIO commits the group itself
+    on_checkpoint = bool(settings.group_id) and run.native_read  # KafkaIO commits the group
+    # the ended ledger needs acknowledged writes: KafkaIO's writer ends a record once handed
+    # over, and a restore would then skip what was never flushed
+    ledger = on_checkpoint and not settings.writes_with_kafkaio
     commits = bool(settings.group_id) and not run.native_read
     commit_on_acknowledgement = commits and run.one_process  # else: ended, keyed
     write_to = functools.partial(
@@ -164,7 +169,7 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
 
     topics = [settings.entry_topic, settings.focus_topic]
     read = p | 'ReadStoreEvents' >> ReadKafkaRecords(
-        kafka, topics, run.run_id, run.java, settings.partition_discovery_s, ledger
+        kafka, topics, run.run_id, run.java, settings.partition_discovery_s, on_checkpoint
     )
     records, gaps = read['records'], read['gaps']
     if ledger:  # after a restore from a checkpoint, what was published is not published again

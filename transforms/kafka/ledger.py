@@ -25,6 +25,10 @@ customer's session, which lives in Flink's state, and a restore takes that state
 checkpoint; the entry must be processed again to store its context again. A focus event's
 outcome is its published predictions (or dead letter), which a restore does not take back.
 
+Only with a writer that ends a record once the broker acknowledged it (the Python writer):
+KafkaIO's writer ends it once handed over, and a ledger fed by it would skip, after a crash,
+writes that were never flushed.
+
 ``align_ledger`` runs when the pipeline is built: a ledger partition without an offset, or
 behind the group's (an operator moved the group on), starts at the group's. To process
 records again on purpose, reset ``<GROUP_ID>.ended`` with the group (docs/operations.md).
