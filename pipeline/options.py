@@ -384,6 +384,15 @@ SETTINGS: tuple[Setting, ...] = (
         '(KafkaIO reads, kafka-python writes: the default on Flink, where the read is a native '
         f'Flink source); xlang needs Java and the jars of {BOOTSTRAP_COMMAND}',
     ),
+    Setting(
+        'ended_ledger',
+        'ENDED_LEDGER',
+        _choice('on', 'off'),
+        'off',
+        'on Flink with KafkaIO\'s read and the Python writer, record what has ended in the group '
+        '<GROUP_ID>.ended so that a restore from a checkpoint publishes no focus event twice; '
+        'off: a restore repeats up to a checkpoint interval of input, for less latency and CPU',
+    ),
     # Tokens of the HTTP services, sent as "Authorization: Bearer <token>".
     Setting(
         'scorer_token', 'SCORER_TOKEN', _token, None, 'bearer token sent to the scorer', secret=True
@@ -458,6 +467,7 @@ class Settings:
     kafka_sasl_password: Optional[str] = dataclasses.field(repr=False)
     kafka_ssl_cafile: Optional[str]
     kafka_io: str
+    ended_ledger: str
     scorer_token: Optional[str] = dataclasses.field(repr=False)
     central_token: Optional[str] = dataclasses.field(repr=False)
 
@@ -535,6 +545,11 @@ def resolve_settings(
         raise ConfigError(
             'KAFKA_SASL_USERNAME (--kafka_sasl_username) is required '
             'when KAFKA_SASL_MECHANISM is set'
+        )
+    if settings.ended_ledger == 'on' and settings.writes_with_kafkaio:
+        raise ConfigError(
+            'ENDED_LEDGER (--ended_ledger) = on needs the Python writer (KAFKA_IO xlang-read): '
+            'KafkaIO\'s writer ends a record before the broker has it'
         )
     if settings.reads_with_kafkaio:
         _check_xlang(settings)

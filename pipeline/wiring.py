@@ -14,11 +14,10 @@ KAFKA_IO=xlang puts Java KafkaIO behind the Kafka seam both ways, xlang-read for
 only: one expansion-service JVM serves every Java Kafka transform, and runs only while the
 pipeline is built (expansion happens then). On Flink KafkaIO's read is a native Flink source
 whose offsets live in Flink's checkpoints: KafkaIO commits them to the group when a
-checkpoint completes; with the Python writer, CommitEndedOffsets commits to the ended
-ledger, ``<GROUP_ID>.ended``, and SkipPublishedFocusEvents (transforms.kafka.ledger) skips,
-after a restore from a checkpoint, the focus events that ledger records as ended (with
-KafkaIO's writer, KAFKA_IO=xlang, neither runs: a restore repeats what came after the
-checkpoint).
+checkpoint completes; a restore repeats what came after the checkpoint. With
+ENDED_LEDGER=on and the Python writer, CommitEndedOffsets commits to the ended ledger,
+``<GROUP_ID>.ended``, and SkipPublishedFocusEvents (transforms.kafka.ledger) skips, after a
+restore, the focus events that ledger records as ended.
 """
 
 from __future__ import annotations
@@ -155,7 +154,7 @@ def _apply(p: beam.Pipeline, settings: Settings, run: PipelineRun) -> None:
     on_checkpoint = bool(settings.group_id) and run.native_read  # KafkaIO commits the group
     # the ended ledger needs acknowledged writes: KafkaIO's writer ends a record once handed
     # over, and a restore would then skip what was never flushed
-    ledger = on_checkpoint and not settings.writes_with_kafkaio
+    ledger = on_checkpoint and settings.ended_ledger == 'on' and not settings.writes_with_kafkaio
     commits = bool(settings.group_id) and not run.native_read
     commit_on_acknowledgement = commits and run.one_process  # else: ended, keyed
     write_to = functools.partial(

@@ -161,6 +161,15 @@ def test_kafka_io_defaults_to_python_and_refuses_other_connectors():
     assert 'must be one of python, xlang' in config_error('--kafka_io=java')
 
 
+def test_the_ended_ledger_is_off_by_default_and_refused_with_kafkaio_s_writer(xlang_runtime):
+    assert settings().ended_ledger == 'off'
+    assert settings(KAFKA_IO='xlang-read', ENDED_LEDGER='on').ended_ledger == 'on'
+    assert 'must be one of on, off' in config_error('--ended_ledger=yes')
+    assert 'ENDED_LEDGER (--ended_ledger) = on needs the Python writer' in config_error(
+        KAFKA_IO='xlang', ENDED_LEDGER='on'
+    )
+
+
 def test_kafka_io_xlang_is_accepted_with_jars_and_java(xlang_runtime):
     assert settings(KAFKA_IO='xlang').kafka_io == 'xlang'
 

@@ -22,9 +22,9 @@ Which connector does what (``KAFKA_IO``, chosen in ``seam``):
   runners.
 - ``offsets`` and ``commit_metadata``: the commit frontier, and the ranges ended beyond it
   that each commit carries; ``drain``: a run's progress in this process.
-- ``ledger`` (``SkipEndedRecords``): with KafkaIO's read on Flink, the frontier is committed
-  to ``<GROUP_ID>.ended``, and a restore from a checkpoint skips the focus events it records
-  as ended.
+- ``ledger`` (``SkipEndedRecords``): with KafkaIO's read on Flink and ENDED_LEDGER=on, the
+  frontier is committed to ``<GROUP_ID>.ended``, and a restore from a checkpoint skips the
+  focus events it records as ended.
 """
 
 from transforms.kafka.bounded import ReadKafkaSpans, TimeRange, read_spans

@@ -1,5 +1,6 @@
 """The ended ledger: which records the pipeline finished, kept outside Flink's checkpoints, so
-that a restore from a checkpoint does not publish a focus event's predictions twice.
+that a restore from a checkpoint does not publish a focus event's predictions twice
+(``ENDED_LEDGER=on``; off by default, for its cost: docs/runners.md).
 
 With KafkaIO's read as a native Flink source, a partition's offset lives in Flink's
 checkpoints, and a restore (a TaskManager lost, a job restarted by its restart strategy)
