@@ -99,7 +99,7 @@ def keeps_latest(plan: Plan, only: tuple[str, ...] | None, out_dir: Path) -> boo
 
 def _latest(plan: Plan) -> tuple[Path, Path]:
     """Where the latest report and plot of ``plan``'s kind are kept."""
-    if plan is FLINK:
+    if plan.on_flink:
         return RESULTS_DIR / 'latest-flink.md', RESULTS_DIR / 'latest-flink-sweep.png'
     return LATEST, LATEST_PLOT
 
@@ -124,7 +124,7 @@ def systems_of(plan: Plan, only: tuple[str, ...] | None = None) -> Iterator[tupl
 @contextlib.contextmanager
 def _plan_systems(plan: Plan) -> Iterator[tuple[System, ...]]:
     """The systems ``plan`` measures by default (see ``systems_of``)."""
-    if plan is not FLINK:
+    if not plan.on_flink:
         yield SYSTEMS
         return
     jar = os.environ.get('FLINK_JOB_SERVER_JAR')

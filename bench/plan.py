@@ -69,6 +69,8 @@ class Plan:
     profile: bool = False
     # the sweep stops after the first load the pipeline does not keep up with
     stop_at_saturation: bool = True
+    # the pipeline on a local Flink cluster too (``bench/run.sh --flink``)
+    on_flink: bool = False
 
 
 FULL = Plan(
@@ -88,6 +90,7 @@ FLINK = Plan(
     duration_s=30,
     timing=Timing(warmup_s=5, drain_timeout_s=20),
     replay_visits=500,
+    on_flink=True,
 )
 QUICK = Plan(
     loads=(10, 50),
@@ -107,6 +110,7 @@ def sweep_only(base: Plan, loads: Sequence[float], duration_s: float | None = No
         duration_s=base.duration_s if duration_s is None else duration_s,
         timing=base.timing,
         stop_at_saturation=False,
+        on_flink=base.on_flink,
     )
 
 

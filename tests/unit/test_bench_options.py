@@ -95,6 +95,12 @@ def test_loads_make_a_sweep_alone_with_the_plans_timing_measuring_every_load():
     assert not plan.standin_capacity and not plan.profile
 
 
+def test_loads_with_flink_keep_the_flink_systems():
+    plan = chosen_plan(parsed('--flink', '--loads', '50'))
+
+    assert plan.on_flink and plan.loads == (50.0,)
+
+
 def test_loads_without_seconds_keep_the_plans_duration():
     assert chosen_plan(parsed('--loads', '10')).duration_s == FULL.duration_s
 
