@@ -1,7 +1,7 @@
 """The coupon-scoring pipeline, wired like its diagram:
 
   entry + focus topics ── ReadKafkaRecords
-      (KafkaIO's read on Flink: ── SkipPublishedFocusEvents, after a restore)
+      (KafkaIO's read on Flink, ENDED_LEDGER=on: ── SkipPublishedFocusEvents)
       (what the client cannot decode ── UndecodableBatches: dead letters)
       ── CouponScoring (transforms.coupon_scoring: parse, customer sessions, coupons,
          scoring, selection) ── PublishPredictions

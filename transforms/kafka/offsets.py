@@ -198,7 +198,7 @@ class _CommitPartitionFrontierFn(beam.DoFn):
 
     def setup(self) -> None:
         self._consumer = self._connection.consumer('committer')
-        self._committed_next: dict[TopicPartition, int] = {}  # what this instance committed
+        self._committed_next: dict[TopicPartition, int] = {}  # where this instance left each
 
     def start_bundle(self) -> None:
         self._marks: dict[TopicPartition, OffsetAndMetadata] = {}
