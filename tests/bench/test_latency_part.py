@@ -84,7 +84,7 @@ def same_rig(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures('same_rig')
 def test_each_scoring_system_runs_until_its_first_missed_load_and_the_part_then_ends():
-    points = list(plan_module._realistic_latency(FULL, None, fake_point))
+    points = list(plan_module._realistic_latency(FULL, None, fake_point, plan_module.SYSTEMS))
 
     measured = [(p.system, p.offered_rate) for p in points]
     assert measured == [
