@@ -41,7 +41,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-import requests
 from apache_beam import coders
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
@@ -52,7 +51,6 @@ from pipeline.__main__ import announce_reading, configure_logging, take_back_ctr
 from pipeline.options import ConfigError, Settings, resolve_settings
 from pipeline.runner import route_runner
 from pipeline.wiring import kafka_connection, scorer_config
-from transforms.central import bearer_headers
 from transforms.domain import EndedOffsets, KafkaRecord, Outgoing
 from transforms.kafka import (
     CommitEndedOffsets,
@@ -62,7 +60,7 @@ from transforms.kafka import (
     progress,
 )
 from transforms.messages import PREDICTION_EVENT_TYPE, KafkaMessage
-from transforms.scoring import ScorerConfig
+from transforms.scoring import ScorerConfig, scorer_session
 
 _LOGGER = logging.getLogger('bench.floor')
 KEYED, ENDED = 'keyed', 'ended'
@@ -141,8 +139,7 @@ class _ScorePerBundleFn(beam.DoFn):
         self._config = config
 
     def setup(self) -> None:
-        self._session = requests.Session()
-        self._session.headers.update(bearer_headers(self._config.token))
+        self._session = scorer_session(self._config)
 
     def start_bundle(self) -> None:
         self._focuses: list[WindowedValue] = []

@@ -116,6 +116,14 @@ def _split_by_focus(
     return scored
 
 
+def scorer_session(config: ScorerConfig) -> requests.Session:
+    """A keep-alive session to the scorer: its token, and JSON bodies (sent as bytes)."""
+    session = requests.Session()
+    session.headers.update(bearer_headers(config.token))
+    session.headers['Content-Type'] = 'application/json'  # the bodies are orjson's bytes
+    return session
+
+
 class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, requests.Session]):
     """Scores a batch of focus events in one request to the scorer."""
 
@@ -142,10 +150,7 @@ class CouponScorerHandler(RemoteModelHandler[EnrichedFocus, ScoredFocus, request
         self._latency = Metrics.distribution('scorer', 'latency_ms')
 
     def create_client(self) -> requests.Session:
-        session = requests.Session()
-        session.headers.update(bearer_headers(self._config.token))
-        session.headers['Content-Type'] = 'application/json'  # the bodies are orjson's bytes
-        return session
+        return scorer_session(self._config)
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
         # Batches are weighed in coupon rows: one request carries at most max_rows.

@@ -120,17 +120,18 @@ class _Frontiers:
             return len(moved)
 
     def _group_offset(self, tp: TopicPartition, fallback: int) -> int:
-        committed = group_offset(self._consumer, tp)
+        committed = group_commit(self._consumer, tp)
         if committed is None:
             return fallback
-        self._committed[tp] = (committed, None)
-        return committed
+        self._committed[tp] = (committed.offset, None)
+        return committed.offset
 
 
-def group_offset(consumer: KafkaConsumer, tp: TopicPartition) -> Optional[int]:
-    """Where the read started: the group's committed offset (None: the read starts the group
-    at its reset position, and the first offset that ends is taken as the start)."""
-    committed: Optional[int] = consumer.committed(tp)
+def group_commit(consumer: KafkaConsumer, tp: TopicPartition) -> Optional[OffsetAndMetadata]:
+    """The group's last commit of ``tp``, with its metadata: where the read started (None:
+    the read starts the group at its reset position, and the first offset that ends is taken
+    as the start)."""
+    committed: Optional[OffsetAndMetadata] = consumer.committed(tp, metadata=True)
     if committed is None:
         _LOGGER.warning('No committed offset for %s; committing from its first ended offset', tp)
     return committed
@@ -232,12 +233,7 @@ class _CommitPartitionFrontierFn(beam.DoFn):
         self, tp: TopicPartition, next_offset: Optional[int], ahead: Ahead, fallback: int
     ) -> int:
         """The frontier joined with the group's last commit (see ``joined_with_commit``)."""
-        committed = self._consumer.committed(tp, metadata=True)
-        if committed is None and next_offset is None:
-            _LOGGER.warning(
-                'No committed offset for %s; committing from its first ended offset', tp
-            )
-        return joined_with_commit(next_offset, ahead, committed, fallback)
+        return joined_with_commit(next_offset, ahead, group_commit(self._consumer, tp), fallback)
 
 
 def joined_with_commit(
