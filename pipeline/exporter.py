@@ -7,7 +7,9 @@ With ``METRICS_PORT`` set, the driver serves on that port (all interfaces):
     ``coupon_scoring_<namespace>_<name>_total`` in snake_case (``counter_name``: Beam's
     ``scorer.cumulativeThrottlingSeconds`` is
     ``coupon_scoring_scorer_cumulative_throttling_seconds_total``), the focus-to-prediction
-    latency as the histogram ``coupon_scoring_focus_to_prediction_seconds``, the consumer
+    latency as the histogram ``coupon_scoring_focus_to_prediction_seconds``, what the read
+    adds before it (from a focus event's Kafka timestamp to its reading) as
+    ``coupon_scoring_focus_read_delay_seconds``, the consumer
     group's lag per input partition as ``coupon_scoring_consumer_lag{topic,partition}`` (end
     offset minus committed offset), and ``coupon_scoring_job_running``. The Beam metrics and
     the lag are refreshed by the driver every ``METRICS_INTERVAL_SECONDS``.
@@ -41,13 +43,27 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from pipeline.metrics import LATENCY, MetricsSnapshot
+from pipeline.metrics import LATENCY, READ_DELAY, MetricsSnapshot
 from transforms.kafka import KafkaConnection, RunProgress, described_partitions
 from transforms.latency import BOUNDS_MS
 
 _LOGGER = logging.getLogger(__name__)
 PREFIX = 'coupon_scoring'
 READ_STALE_S = 30.0
+# the latency histograms: Beam name, Prometheus name (without _seconds), what they measure
+LATENCY_HISTOGRAMS = (
+    (
+        LATENCY,
+        'focus_to_prediction',
+        'from reading a focus event to handing its prediction results to the producer',
+    ),
+    (
+        READ_DELAY,
+        'focus_read_delay',
+        "from a focus event's Kafka timestamp to its reading (the producer's clock, or the "
+        "broker's with LogAppendTime)",
+    ),
+)
 
 
 # Where a camelCase or acronym word ends: 'run|Inference', 'cumulative|Throttling', 'HTTP|Error'.
@@ -111,7 +127,8 @@ class PipelineStatus:
         """The Prometheus metric families (a prometheus-client custom collector)."""
         snapshot = self.snapshot
         yield from self._counters(snapshot)
-        yield self._latency_histogram(snapshot)
+        for histogram, name, meaning in LATENCY_HISTOGRAMS:
+            yield self._latency_histogram(snapshot, histogram, name, meaning)
         lag = GaugeMetricFamily(
             f'{PREFIX}_consumer_lag',
             'records of the input partition not yet committed by the group',
@@ -145,19 +162,18 @@ class PipelineStatus:
             yield family
 
     @staticmethod
-    def _latency_histogram(snapshot: MetricsSnapshot) -> HistogramMetricFamily:
-        counts = snapshot.latency_buckets()
+    def _latency_histogram(
+        snapshot: MetricsSnapshot, histogram: str, name: str, meaning: str
+    ) -> HistogramMetricFamily:
+        counts = snapshot.latency_buckets(histogram)
         buckets, cumulative = [], 0
         for bound in (*BOUNDS_MS, 'inf'):
             cumulative += counts.get(str(bound), 0)
             upper = '+Inf' if bound == 'inf' else str(bound / 1000)
             buckets.append((upper, cumulative))
-        _, total_ms = snapshot.distributions.get(LATENCY, (0, 0))
+        _, total_ms = snapshot.distributions.get(histogram, (0, 0))
         return HistogramMetricFamily(
-            f'{PREFIX}_focus_to_prediction_seconds',
-            'from reading a focus event to handing its prediction results to the producer',
-            buckets=buckets,
-            sum_value=total_ms / 1000,
+            f'{PREFIX}_{name}_seconds', meaning, buckets=buckets, sum_value=total_ms / 1000
         )
 
 

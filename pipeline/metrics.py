@@ -23,6 +23,9 @@ from transforms.latency import percentile
 
 _LOGGER = logging.getLogger(__name__)
 LATENCY = 'predictions.focus_to_prediction_ms'
+# from a focus event's Kafka timestamp to the pipeline reading it: what the read adds
+READ_DELAY = 'events.focus_read_delay_ms'
+HISTOGRAMS = {LATENCY: 'focus_to_prediction', READ_DELAY: 'focus_read_delay'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +35,9 @@ class MetricsSnapshot:
     counters: dict[str, int] = dataclasses.field(default_factory=dict)
     distributions: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
-    def latency_buckets(self) -> dict[str, int]:
-        """The focus-to-prediction histogram: count per bucket bound (ms, or 'inf')."""
-        prefix = f'{LATENCY}_le_'
+    def latency_buckets(self, histogram: str = LATENCY) -> dict[str, int]:
+        """A latency histogram (``HISTOGRAMS``): count per bucket bound (ms, or 'inf')."""
+        prefix = f'{histogram}_le_'
         return {
             name[len(prefix) :]: count
             for name, count in self.counters.items()
@@ -42,13 +45,14 @@ class MetricsSnapshot:
         }
 
     def summary(self) -> dict[str, Any]:
-        """Counters but the histogram's buckets, plus latency percentiles."""
+        """Counters but the histograms' buckets, plus each histogram's p50 and p99."""
         summary: dict[str, Any] = {
             name: count for name, count in sorted(self.counters.items()) if '_le_' not in name
         }
-        buckets = self.latency_buckets()
-        summary['focus_to_prediction_p50_ms'] = percentile(buckets, 0.50)
-        summary['focus_to_prediction_p99_ms'] = percentile(buckets, 0.99)
+        for histogram, short in HISTOGRAMS.items():
+            buckets = self.latency_buckets(histogram)
+            summary[f'{short}_p50_ms'] = percentile(buckets, 0.50)
+            summary[f'{short}_p99_ms'] = percentile(buckets, 0.99)
         return summary
 
 

@@ -8,6 +8,8 @@ Out: a tagged result with
      Every event is re-timestamped with its own ``event_timestamp``.
 State: none. A record quarantined at start (transforms.quarantine) is a ``poison_pill``
 dead letter, not parsed.
+Metrics: ``events.read_<topic>`` per record; ``events.focus_read_delay_ms``, a histogram of
+what the read adds: from a focus record's Kafka timestamp to its parsing here.
 
 A record is validated against the Avro schema of its topic (``schema/``), with
 fastavro, after checks on size, encoding and JSON. Nothing here raises: any
@@ -45,6 +47,7 @@ from fastavro.validation import ValidationError, validate
 
 import schema
 from transforms.domain import DeadLetter, EntryEvent, FocusEvent, KafkaRecord
+from transforms.latency import LatencyHistogram
 
 ENTRY_EVENT_TYPE = 'customer entry'
 FOCUS_EVENT_TYPE = 'customer focus'
@@ -208,6 +211,7 @@ class _ParseStoreEventsFn(beam.DoFn):
             topic: Metrics.counter('events', f'read_{topic}')
             for topic in self._expected_type_of_topic
         }
+        self._read_delay = LatencyHistogram('events', 'focus_read_delay_ms')
 
     def process(self, record: KafkaRecord) -> Iterator[Any]:
         self._read[record.topic].inc()
@@ -225,6 +229,8 @@ class _ParseStoreEventsFn(beam.DoFn):
         except Exception as error:  # a parser bug must not stall the partition
             yield self._dead_letter(record, 'parse_error', f'{type(error).__name__}: {error}')
             return
+        if isinstance(event, FocusEvent):
+            self._read_delay.update(max(0.0, event.read_at_s * 1000 - record.timestamp_ms))
         tag = 'entries' if isinstance(event, EntryEvent) else 'focuses'
         yield beam.pvalue.TaggedOutput(tag, beam.window.TimestampedValue(event, event.event_time_s))
 

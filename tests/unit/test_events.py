@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import time
 from typing import Any, Optional
 
 import apache_beam as beam
@@ -9,6 +12,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipeline.metrics import READ_DELAY, query
 from tests.unit.builders import (
     ENTRY_TOPIC,
     FOCUS_TOPIC,
@@ -348,3 +352,19 @@ def test_pipeline_turns_out_of_range_timestamp_into_dead_letter():
         result = parse_in_pipeline(p, [bad])
 
         assert_that(result.dead_letters | beam.Map(lambda d: d.reason), equal_to(['bad_timestamp']))
+
+
+def test_the_read_delay_of_focus_events_counts_from_their_kafka_timestamp():
+    produced_ms = int(time.time() * 1000) - 12_000  # 12 s before: the 20 s bucket
+    at = functools.partial(dataclasses.replace, timestamp_ms=produced_ms)
+    records = [
+        at(focus_record(focus_message(11, 3), offset=1)),
+        at(focus_record(focus_message(12, 3), offset=2)),
+        at(entry_record(entry_message(11), offset=3)),  # not a focus event: not counted
+    ]
+    p = test_pipeline.TestPipeline()
+    parse_in_pipeline(p, records)
+    result = p.run()
+    result.wait_until_finish()
+
+    assert query(result).latency_buckets(READ_DELAY) == {'20000': 2}

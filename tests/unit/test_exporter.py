@@ -6,7 +6,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry
 
 from pipeline.exporter import PipelineStatus
-from pipeline.metrics import LATENCY, MetricsSnapshot
+from pipeline.metrics import LATENCY, READ_DELAY, MetricsSnapshot
 from transforms.kafka.drain import RunProgress
 
 
@@ -61,3 +61,21 @@ def test_the_latency_histogram_is_cumulative_in_seconds():
     assert 'coupon_scoring_focus_to_prediction_seconds_bucket{le="+Inf"} 6.0' in text
     assert 'coupon_scoring_focus_to_prediction_seconds_sum 120.0' in text
     assert 'coupon_scoring_predictions_written_total 6.0' in text
+
+
+def test_the_read_delay_is_a_histogram_of_its_own():
+    view = status('RUNNING', polled=True)
+    view.snapshot = MetricsSnapshot(
+        counters={f'{READ_DELAY}_le_50': 4, f'{LATENCY}_le_100': 4},
+        distributions={READ_DELAY: (4, 100), LATENCY: (4, 300)},
+    )
+    registry = CollectorRegistry()
+    registry.register(view)
+
+    text = generate_latest(registry).decode()
+
+    assert 'coupon_scoring_focus_read_delay_seconds_bucket{le="0.02"} 0.0' in text
+    assert 'coupon_scoring_focus_read_delay_seconds_bucket{le="0.05"} 4.0' in text
+    assert 'coupon_scoring_focus_read_delay_seconds_sum 0.1' in text
+    assert 'coupon_scoring_focus_to_prediction_seconds_bucket{le="0.05"} 0.0' in text
+    assert view.snapshot.summary()['focus_read_delay_p50_ms'] == 50

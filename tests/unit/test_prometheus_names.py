@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.exporter import PipelineStatus, counter_name
-from pipeline.metrics import LATENCY, MetricsSnapshot
+from pipeline.metrics import LATENCY, READ_DELAY, MetricsSnapshot
 from transforms.kafka.drain import RunProgress
 from transforms.latency import BOUNDS_MS
 
@@ -61,11 +61,13 @@ NOT_BASE_UNIT = re.compile(
 
 
 def scrape(counters: dict[str, int]) -> str:
-    """The exporter's /metrics text with these Beam counters, the latency histogram and the
+    """The exporter's /metrics text with these Beam counters, the latency histograms and the
     lag of two partitions."""
     status = PipelineStatus(RunProgress(), python_read=True)
-    buckets = {f'{LATENCY}_le_{bound}': 1 for bound in (*BOUNDS_MS, 'inf')}
-    status.snapshot = MetricsSnapshot({**counters, **buckets}, {LATENCY: (len(buckets), 900)})
+    histograms = (LATENCY, READ_DELAY)
+    buckets = {f'{h}_le_{bound}': 1 for h in histograms for bound in (*BOUNDS_MS, 'inf')}
+    sums = {h: (len(BOUNDS_MS) + 1, 900) for h in histograms}
+    status.snapshot = MetricsSnapshot({**counters, **buckets}, sums)
     status.lag = {TopicPartition('store.focus', 0): 3, TopicPartition('store.entry', 0): 0}
     registry = CollectorRegistry()
     registry.register(status)
@@ -118,9 +120,10 @@ def test_every_name_of_the_scrape_passes_prometheus_and_promtool_rules() -> None
 
     names = [name for name, _ in TYPE_LINE.findall(text)]
     assert lint(text) == []
-    assert len(names) == len(set(names)) == len(BEAM_COUNTERS) + 4  # histogram, 3 gauges
+    assert len(names) == len(set(names)) == len(BEAM_COUNTERS) + 5  # 2 histograms, 3 gauges
     assert 'coupon_scoring_scorer_cumulative_throttling_seconds_total' in names
     assert 'coupon_scoring_focus_to_prediction_seconds' in names
+    assert 'coupon_scoring_focus_read_delay_seconds' in names
 
 
 def test_the_rules_catch_what_promtool_catches() -> None:
