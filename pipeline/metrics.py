@@ -45,7 +45,8 @@ class MetricsSnapshot:
         }
 
     def summary(self) -> dict[str, Any]:
-        """Counters but the histograms' buckets, plus each histogram's p50 and p99."""
+        """Counters but the histograms' buckets, plus each histogram's p50, p99 (bucket bounds)
+        and mean."""
         summary: dict[str, Any] = {
             name: count for name, count in sorted(self.counters.items()) if '_le_' not in name
         }
@@ -53,6 +54,8 @@ class MetricsSnapshot:
             buckets = self.latency_buckets(histogram)
             summary[f'{short}_p50_ms'] = percentile(buckets, 0.50)
             summary[f'{short}_p99_ms'] = percentile(buckets, 0.99)
+            count, total_ms = self.distributions.get(histogram, (0, 0))
+            summary[f'{short}_mean_ms'] = round(total_ms / count, 1) if count else None
         return summary
 
 

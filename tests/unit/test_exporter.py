@@ -79,3 +79,4 @@ def test_the_read_delay_is_a_histogram_of_its_own():
     assert 'coupon_scoring_focus_read_delay_seconds_sum 0.1' in text
     assert 'coupon_scoring_focus_to_prediction_seconds_bucket{le="0.05"} 0.0' in text
     assert view.snapshot.summary()['focus_read_delay_p50_ms'] == 50
+    assert view.snapshot.summary()['focus_read_delay_mean_ms'] == 25.0
