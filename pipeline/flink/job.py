@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+from urllib.parse import quote
 
 import requests
 
@@ -41,6 +42,10 @@ NAMESPACES = (
 )
 _DISTRIBUTION = re.compile(r'DistributionResult\{sum=(-?\d+), count=(\d+)')
 TIMEOUT_S = 5.0
+# Flink's REST server refuses a request line longer than 4096 bytes (Netty's default) with a 404;
+# the metric ids are long (operator, namespace, name) and each latency histogram has a bucket
+# counter per bound, so the ids are asked for in groups whose query stays below this
+MAX_QUERY_CHARS = 3000
 
 
 def beam_name(rest_name: str) -> Optional[str]:
@@ -151,7 +156,7 @@ class FlinkJob:
         if not names:
             return
         for subtask in range(vertex['parallelism']):
-            for metric in self._get(f'{base}/subtasks/{subtask}/metrics', get=','.join(names)):
+            for metric in self._metrics(f'{base}/subtasks/{subtask}/metrics', names):
                 name, value = beam_name(metric['id']), str(metric['value'])
                 distribution = _DISTRIBUTION.match(value)
                 if distribution:
@@ -163,7 +168,27 @@ class FlinkJob:
                 elif value.lstrip('-').isdigit():
                     counters[name] = counters.get(name, 0) + int(value)
 
+    def _metrics(self, path: str, names: list[str]) -> Iterator[dict[str, Any]]:
+        for group in query_groups(names):
+            yield from self._get(path, get=','.join(group))
+
     def _get(self, path: str, **params: str) -> Any:
         response = requests.get(self._rest + path, params=params, timeout=TIMEOUT_S)
         response.raise_for_status()
         return response.json()
+
+
+def query_groups(names: list[str], max_chars: int = MAX_QUERY_CHARS) -> Iterator[list[str]]:
+    """``names`` in order, in groups whose comma-joined, URL-quoted length stays within
+    ``max_chars`` (a name longer than that alone is a group of its own)."""
+    group: list[str] = []
+    length = 0
+    for name in names:
+        quoted = len(quote(name, safe='')) + 3  # and the quoted comma before it
+        if group and length + quoted > max_chars:
+            yield group
+            group, length = [], 0
+        group.append(name)
+        length += quoted
+    if group:
+        yield group

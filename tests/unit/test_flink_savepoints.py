@@ -1,9 +1,11 @@
 """Stop and resume on Flink: the savepoint of the last stop (pipeline/flink/savepoints.py), and
-Flink's stop-with-savepoint through its REST API (FlinkJob), against a stub of that API."""
+Flink's stop-with-savepoint through its REST API (FlinkJob), against a stub of that API; and
+FlinkJob's reading of the metrics from that API."""
 
 from __future__ import annotations
 
 from typing import Any, Optional
+from urllib.parse import unquote
 
 import pytest
 
@@ -69,3 +71,31 @@ def test_a_failed_savepoint_says_why():
     with StubHttpServer(flink_api(failed)) as api:
         with pytest.raises(SavepointFailed, match='declined'):
             FlinkJob(api.base_url, 'coupon-scoring-1').stop_with_savepoint('/sp')
+
+
+def test_the_metrics_are_asked_for_in_groups_flink_takes_and_summed():
+    ids = [
+        f'[{i}]{{CouponScoring/ScoreCoupons}}.events_focus_read_delay_ms_le_{i}' for i in range(150)
+    ]
+    asked: list[int] = []
+
+    def answer(method: str, path: str, body: Optional[Any]) -> tuple[int, Any]:
+        if path == '/jobs/overview':
+            return 200, overview('RUNNING')
+        if path == '/jobs/j1':
+            return 200, {'vertices': [{'id': 'v1', 'parallelism': 2}]}
+        if path == '/jobs/j1/vertices/v1/subtasks/metrics':
+            return 200, [{'id': i} for i in ids]
+        if path.startswith('/jobs/j1/vertices/v1/subtasks/'):
+            if len(path) > 4096:  # what Flink's REST server refuses
+                return 404, {}
+            names = unquote(path.split('get=', 1)[1]).split(',')
+            asked.append(len(names))
+            return 200, [{'id': name, 'value': '1'} for name in names]
+        return 404, {}
+
+    with StubHttpServer(answer) as api:
+        snapshot = FlinkJob(api.base_url, 'coupon-scoring-1').query()
+
+    assert len(asked) > 2 and sum(asked) == 2 * len(ids)  # every id, of both subtasks
+    assert sum(snapshot.counters.values()) == 2 * len(ids)
