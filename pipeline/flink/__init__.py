@@ -15,6 +15,9 @@ to a Flink session cluster. What is added, unless the command line gives it:
   connector writes. It runs on Beam's released 2.73 job server; the Python read
   (``KAFKA_IO=python``) needs a job server with the fix of apache/beam#27648
   (docs/runners.md).
+- The parallelism: ``--parallelism`` if given, else the cluster's ``parallelism.default``
+  (``pipeline.flink.runner`` hands it to the job server, which would otherwise run the job at
+  1).
 - ``--environment_type=PROCESS``: each TaskManager starts the Python SDK harness from this
   project's own environment (``python_harness.sh``, no Docker). ``LOOPBACK`` (the harness in
   the submitting process) is for local debugging only: the job dies with its submitter.

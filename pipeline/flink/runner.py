@@ -8,7 +8,14 @@ default). At a store's rates buffers do not fill, so every exchange between the 
 stages (the shuffle to the customer's state, to the scorer, to the writer) would hold a focus
 event up to 100 ms. ``FLINK_BUFFER_TIMEOUT_MS`` (5 by default) sets it for the job.
 
-In:  the pipeline options of a ``--runner=FlinkRunner`` run (``pipeline.flink``'s defaults).
+That configuration is the job server's whole Flink configuration, so it also carries the
+cluster's own ``parallelism.default``, read from the JobManager's REST API
+(``/jobmanager/config``): without it Beam's job server runs a job that does not give
+``--parallelism`` at parallelism 1, whatever the cluster's default (``flink run`` reads the
+cluster's configuration; Beam's job server reads only the directory it is given).
+
+In:  the pipeline options of a ``--runner=FlinkRunner`` run (``pipeline.flink``'s defaults), the
+     cluster's configuration (its REST API).
 Out: Beam's job server jar started with ``--flink-conf-dir``, a temporary directory holding
      ``config.yaml`` with these settings, removed when the job server stops.
 State: that directory, per job server.
@@ -16,18 +23,37 @@ State: that directory, per job server.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Mapping
 
+import requests
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
 from apache_beam.runners.portability import flink_runner, job_server
+
+_LOGGER = logging.getLogger(__name__)
+# what the job server takes over from the cluster's configuration
+CLUSTER_SETTINGS = ('parallelism.default',)
 
 
 def job_configuration(buffer_timeout_ms: int) -> dict[str, str]:
     """The Flink settings the job server applies to this service's jobs."""
     return {'execution.buffer-timeout.interval': f'{buffer_timeout_ms} ms'}
+
+
+def cluster_configuration(rest_url: str, timeout_s: float = 5.0) -> dict[str, str]:
+    """The cluster's ``CLUSTER_SETTINGS`` that it sets, from its REST API at ``rest_url``; none
+    (logged) when it does not answer: the submission then fails on its own, naming the cluster."""
+    try:
+        response = requests.get(f'{rest_url.rstrip("/")}/jobmanager/config', timeout=timeout_s)
+        response.raise_for_status()
+        entries = response.json()
+    except (requests.RequestException, ValueError) as error:
+        _LOGGER.warning("the Flink cluster's configuration is unavailable: %s", error)
+        return {}
+    return {e['key']: e['value'] for e in entries if e.get('key') in CLUSTER_SETTINGS}
 
 
 class JobServerJarUnavailable(RuntimeError):
@@ -91,6 +117,5 @@ class ConfiguredFlinkRunner(flink_runner.FlinkRunner):
         if flink.flink_submit_uber_jar:
             return super().default_job_server(options)
         flink.flink_master = self.add_http_scheme(flink.flink_master)
-        return job_server.StopOnExitJobServer(
-            ConfiguredFlinkJarJobServer(options, self._configuration)
-        )
+        configuration = {**cluster_configuration(flink.flink_master), **self._configuration}
+        return job_server.StopOnExitJobServer(ConfiguredFlinkJarJobServer(options, configuration))

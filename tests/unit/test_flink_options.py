@@ -18,6 +18,7 @@ from pipeline.flink.runner import (
     job_configuration,
 )
 from pipeline.runner import one_worker_process, runner_instance
+from tests.unit.stub_http import StubHttpServer
 
 
 def _flags(argv: list[str], environ: dict[str, str]) -> dict[str, str]:
@@ -87,8 +88,37 @@ def test_the_job_server_gets_the_buffer_timeout_as_a_flink_configuration(
     arguments = server.java_arguments('1', '2', '3', str(tmp_path / 'artifacts'))
     conf_dir = Path(arguments[arguments.index('--flink-conf-dir') + 1])
     config = (conf_dir / 'config.yaml').read_text()
-    assert config == 'execution.buffer-timeout.interval: 7 ms\n'
+    assert config == 'execution.buffer-timeout.interval: 7 ms\n'  # no cluster answered
     assert runner_instance(PipelineOptions(['--runner=PrismRunner'])) is None
+
+
+def job_server_config(tmp_path: Path, flink_master: str) -> str:
+    jar = tmp_path / 'job-server.jar'
+    jar.write_bytes(b'')
+    options = PipelineOptions(
+        ['--runner=FlinkRunner', f'--flink_job_server_jar={jar}', f'--flink_master={flink_master}']
+    )
+    server = runner_instance(options).default_job_server(options)._job_server
+    arguments = server.java_arguments('1', '2', '3', str(tmp_path / 'artifacts'))
+    return (Path(arguments[arguments.index('--flink-conf-dir') + 1]) / 'config.yaml').read_text()
+
+
+def test_a_job_without_parallelism_gets_the_clusters_default(tmp_path) -> None:
+    cluster = [
+        {'key': 'parallelism.default', 'value': '2'},
+        {'key': 'taskmanager.numberOfTaskSlots', 'value': '2'},
+    ]
+
+    def answer(method, path, body):
+        return (200, cluster) if path == '/jobmanager/config' else (404, {})
+
+    with StubHttpServer(answer) as api:
+        config = job_server_config(tmp_path, api.base_url.removeprefix('http://'))
+
+    assert config.splitlines() == [
+        'parallelism.default: 2',
+        'execution.buffer-timeout.interval: 5 ms',
+    ]
 
 
 class _RunningJobServer:
