@@ -40,21 +40,27 @@ def test_the_xlang_read_is_judged_by_the_job_state_alone():
     assert status('RUNNING', polled=False, python_read=False).health()[0]
 
 
-def test_the_latency_histogram_is_cumulative_in_seconds():
+def scrape(snapshot: MetricsSnapshot) -> str:
+    """/metrics of a running pipeline whose latest metrics are ``snapshot``."""
     view = status('RUNNING', polled=True)
-    view.snapshot = MetricsSnapshot(
-        counters={
-            f'{LATENCY}_le_5': 2,
-            f'{LATENCY}_le_100': 3,
-            f'{LATENCY}_le_inf': 1,
-            'predictions.written': 6,
-        },
-        distributions={LATENCY: (6, 120_000)},
-    )
+    view.snapshot = snapshot
     registry = CollectorRegistry()
     registry.register(view)
+    return generate_latest(registry).decode()
 
-    text = generate_latest(registry).decode()
+
+def test_the_latency_histogram_is_cumulative_in_seconds():
+    text = scrape(
+        MetricsSnapshot(
+            counters={
+                f'{LATENCY}_le_5': 2,
+                f'{LATENCY}_le_100': 3,
+                f'{LATENCY}_le_inf': 1,
+                'predictions.written': 6,
+            },
+            distributions={LATENCY: (6, 120_000)},
+        )
+    )
 
     assert 'coupon_scoring_focus_to_prediction_seconds_bucket{le="0.005"} 2.0' in text
     assert 'coupon_scoring_focus_to_prediction_seconds_bucket{le="0.1"} 5.0' in text
@@ -64,19 +70,15 @@ def test_the_latency_histogram_is_cumulative_in_seconds():
 
 
 def test_the_read_delay_is_a_histogram_of_its_own():
-    view = status('RUNNING', polled=True)
-    view.snapshot = MetricsSnapshot(
+    snapshot = MetricsSnapshot(
         counters={f'{READ_DELAY}_le_50': 4, f'{LATENCY}_le_100': 4},
         distributions={READ_DELAY: (4, 100), LATENCY: (4, 300)},
     )
-    registry = CollectorRegistry()
-    registry.register(view)
-
-    text = generate_latest(registry).decode()
+    text = scrape(snapshot)
 
     assert 'coupon_scoring_focus_read_delay_seconds_bucket{le="0.02"} 0.0' in text
     assert 'coupon_scoring_focus_read_delay_seconds_bucket{le="0.05"} 4.0' in text
     assert 'coupon_scoring_focus_read_delay_seconds_sum 0.1' in text
     assert 'coupon_scoring_focus_to_prediction_seconds_bucket{le="0.05"} 0.0' in text
-    assert view.snapshot.summary()['focus_read_delay_p50_ms'] == 50
-    assert view.snapshot.summary()['focus_read_delay_mean_ms'] == 25.0
+    assert snapshot.summary()['focus_read_delay_p50_ms'] == 50
+    assert snapshot.summary()['focus_read_delay_mean_ms'] == 25.0
