@@ -43,27 +43,19 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from pipeline.metrics import LATENCY, READ_DELAY, MetricsSnapshot
+from pipeline.metrics import HISTOGRAMS, LATENCY, READ_DELAY, MetricsSnapshot
 from transforms.kafka import KafkaConnection, RunProgress, described_partitions
 from transforms.latency import BOUNDS_MS
 
 _LOGGER = logging.getLogger(__name__)
 PREFIX = 'coupon_scoring'
 READ_STALE_S = 30.0
-# the latency histograms: Beam name, Prometheus name (without _seconds), what they measure
-LATENCY_HISTOGRAMS = (
-    (
-        LATENCY,
-        'focus_to_prediction',
-        'from reading a focus event to handing its prediction results to the producer',
-    ),
-    (
-        READ_DELAY,
-        'focus_read_delay',
-        "from a focus event's Kafka timestamp to its reading (the producer's clock, or the "
-        "broker's with LogAppendTime)",
-    ),
-)
+# what each latency histogram (pipeline.metrics.HISTOGRAMS) measures: its help text
+HISTOGRAM_HELP = {
+    LATENCY: 'from reading a focus event to handing its prediction results to the producer',
+    READ_DELAY: "from a focus event's Kafka timestamp to its reading (the producer's clock, or "
+    "the broker's with LogAppendTime)",
+}
 
 
 # Where a camelCase or acronym word ends: 'run|Inference', 'cumulative|Throttling', 'HTTP|Error'.
@@ -127,8 +119,8 @@ class PipelineStatus:
         """The Prometheus metric families (a prometheus-client custom collector)."""
         snapshot = self.snapshot
         yield from self._counters(snapshot)
-        for histogram, name, meaning in LATENCY_HISTOGRAMS:
-            yield self._latency_histogram(snapshot, histogram, name, meaning)
+        for histogram, name in HISTOGRAMS.items():
+            yield self._latency_histogram(snapshot, histogram, name)
         lag = GaugeMetricFamily(
             f'{PREFIX}_consumer_lag',
             'records of the input partition not yet committed by the group',
@@ -163,7 +155,7 @@ class PipelineStatus:
 
     @staticmethod
     def _latency_histogram(
-        snapshot: MetricsSnapshot, histogram: str, name: str, meaning: str
+        snapshot: MetricsSnapshot, histogram: str, name: str
     ) -> HistogramMetricFamily:
         counts = snapshot.latency_buckets(histogram)
         buckets, cumulative = [], 0
@@ -173,7 +165,10 @@ class PipelineStatus:
             buckets.append((upper, cumulative))
         _, total_ms = snapshot.distributions.get(histogram, (0, 0))
         return HistogramMetricFamily(
-            f'{PREFIX}_{name}_seconds', meaning, buckets=buckets, sum_value=total_ms / 1000
+            f'{PREFIX}_{name}_seconds',
+            HISTOGRAM_HELP[histogram],
+            buckets=buckets,
+            sum_value=total_ms / 1000,
         )
 
 
