@@ -35,7 +35,7 @@ class MetricsSnapshot:
     counters: dict[str, int] = dataclasses.field(default_factory=dict)
     distributions: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
-    def latency_buckets(self, histogram: str = LATENCY) -> dict[str, int]:
+    def latency_buckets(self, histogram: str) -> dict[str, int]:
         """A latency histogram (``HISTOGRAMS``): count per bucket bound (ms, or 'inf')."""
         prefix = f'{histogram}_le_'
         return {

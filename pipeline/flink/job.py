@@ -173,9 +173,15 @@ class FlinkJob:
             yield from self._get(path, get=','.join(group))
 
     def _get(self, path: str, **params: str) -> Any:
-        response = requests.get(self._rest + path, params=params, timeout=TIMEOUT_S)
-        response.raise_for_status()
-        return response.json()
+        return rest_get(self._rest, path, **params)
+
+
+def rest_get(rest_url: str, path: str, **params: str) -> Any:
+    """The JSON answer of Flink's REST API at ``rest_url`` (``http://host:port``) to a GET of
+    ``path``; raises ``requests.RequestException`` on no answer or an error status."""
+    response = requests.get(rest_url.rstrip('/') + path, params=params, timeout=TIMEOUT_S)
+    response.raise_for_status()
+    return response.json()
 
 
 def query_groups(names: list[str], max_chars: int = MAX_QUERY_CHARS) -> Iterator[list[str]]:

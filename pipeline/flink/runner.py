@@ -33,6 +33,8 @@ import requests
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
 from apache_beam.runners.portability import flink_runner, job_server
 
+from pipeline.flink.job import rest_get
+
 _LOGGER = logging.getLogger(__name__)
 # what the job server takes over from the cluster's configuration
 CLUSTER_SETTINGS = ('parallelism.default',)
@@ -43,13 +45,11 @@ def job_configuration(buffer_timeout_ms: int) -> dict[str, str]:
     return {'execution.buffer-timeout.interval': f'{buffer_timeout_ms} ms'}
 
 
-def cluster_configuration(rest_url: str, timeout_s: float = 5.0) -> dict[str, str]:
+def cluster_configuration(rest_url: str) -> dict[str, str]:
     """The cluster's ``CLUSTER_SETTINGS`` that it sets, from its REST API at ``rest_url``; none
     (logged) when it does not answer: the submission then fails on its own, naming the cluster."""
     try:
-        response = requests.get(f'{rest_url.rstrip("/")}/jobmanager/config', timeout=timeout_s)
-        response.raise_for_status()
-        entries = response.json()
+        entries = rest_get(rest_url, '/jobmanager/config')
     except (requests.RequestException, ValueError) as error:
         _LOGGER.warning("the Flink cluster's configuration is unavailable: %s", error)
         return {}
